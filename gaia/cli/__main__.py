@@ -1,0 +1,3 @@
+from gaia.cli import main
+
+raise SystemExit(main())
