@@ -103,6 +103,7 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
 
 def install_stamp() -> str:
     digest = hashlib.sha256((REPO / "pyproject.toml").read_bytes())
+    digest.update(Path(__file__).read_bytes())  # a changed install recipe reinstalls
     digest.update(sys.version.encode())
     return digest.hexdigest()
 
@@ -134,7 +135,7 @@ def ensure_virtualenv() -> None:
     say("installing Python dependencies into .venv (numba, seaborn, redis, ...)")
     pip = [str(venv_python()), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     run([*pip, "--upgrade", "pip"])
-    run([*pip, "-e", f"{REPO}[dev]"])
+    run([*pip, "-e", f"{REPO}[dev,remote]"])
     STAMP.write_text(stamp)
     say("Python dependencies: installed")
 
