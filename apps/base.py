@@ -16,11 +16,11 @@ from __future__ import annotations
 import abc
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from gaia.errors import MissingBinaryError
+from gaia.errors import MissingBinaryError, UnwritableDirectoryError
 
 
 class Server(abc.ABC):
@@ -45,6 +45,23 @@ class Server(abc.ABC):
         self.deterministic = deterministic
         self.data_dir = data_dir
         self._owns_data_dir = data_dir is None
+        self._data_dir_checked = False
+        # Seconds the last start() took until the server answered (None before a start).
+        self.start_seconds: float | None = None
+
+    @property
+    def server_kind(self) -> str:
+        """Which implementation runs (result records carry it; MongoDB has several)."""
+        return self.name
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of the server process while it runs."""
+        return None
 
     # -- lifecycle ----------------------------------------------------------------------
     @abc.abstractmethod
@@ -79,6 +96,19 @@ class Server(abc.ABC):
     def restore(self, snapshot: Path) -> None:
         """Replace the server's state with `snapshot` (restarting it if needed)."""
 
+    # -- a key-value view for tests, benchmarks and examples (optional) ---------------
+    def put(self, key: str, value: bytes) -> None:
+        """Store `value` under `key` through the server's usual client."""
+        raise NotImplementedError(f"{self.name} has no key-value view")
+
+    def get(self, key: str) -> bytes | None:
+        """The value stored under `key`, or None."""
+        raise NotImplementedError(f"{self.name} has no key-value view")
+
+    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+        for key, value in items:
+            self.put(key, value)
+
     # -- helpers ------------------------------------------------------------------------
     @classmethod
     def find_binary(cls) -> str:
@@ -89,9 +119,23 @@ class Server(abc.ABC):
         return path
 
     def make_data_dir(self) -> Path:
+        """The data dir, created if needed; UnwritableDirectoryError before any start."""
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix=f"gaia-{self.name}-"))
-        return self.data_dir
+            self._data_dir_checked = True
+        if self._data_dir_checked:
+            return self.data_dir
+        path = Path(self.data_dir)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            # os.access lies for root and read-only mounts: really write a file.
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            raise UnwritableDirectoryError(str(path), exc.strerror or str(exc)) from None
+        self.data_dir = path
+        self._data_dir_checked = True
+        return path
 
     def cleanup(self) -> None:
         if self._owns_data_dir and self.data_dir is not None:
