@@ -9,6 +9,7 @@ base64 encoding, so any HdrHistogram implementation can read them.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -54,6 +55,9 @@ class ResultRecord:
     machine: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     record_id: str = ""
+    # Records made by one `invoke reproduce` (or campaign) share a run group, so figures
+    # can show one coherent run; taken from $GAIA_RUN_GROUP when set.
+    run_group: str = ""
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -65,6 +69,8 @@ class ResultRecord:
             self.created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         if not self.record_id:
             self.record_id = uuid.uuid4().hex
+        if not self.run_group:
+            self.run_group = os.environ.get("GAIA_RUN_GROUP", "")
 
     # -- histograms -------------------------------------------------------------------
     def add_histogram(self, name: str, hist: HdrHistogram) -> None:

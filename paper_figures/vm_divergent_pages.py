@@ -10,14 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
 from paper_figures import Figure
+from paper_figures._common import save_figure, setup_style
 
 STEPS = ("stop", "hash", "hash_backup", "tree", "traversal", "copy", "verify", "migrate", "cont")
 
@@ -44,7 +42,7 @@ def render(records: list[Any], out_dir: Path) -> list[Path]:
     df = per_sync_frame(records)
     if df.empty:
         return []
-    sns.set_theme(style="whitegrid")
+    setup_style()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     pages = df.melt(id_vars="app", value_vars=["dirty_leader", "dirty_union", "divergent"],
                     var_name="pages", value_name="count")
@@ -70,12 +68,7 @@ def render(records: list[Any], out_dir: Path) -> list[Path]:
     for ax in axes[:2]:
         ax.legend(fontsize=7)
     fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "vm_divergent_pages.png", out_dir / "vm_divergent_pages.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_dir, "vm_divergent_pages")
 
 
 def measured(records: list[Any]) -> str:
