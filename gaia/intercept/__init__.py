@@ -1,0 +1,15 @@
+"""Making an unmodified server replicated (issue 5).
+
+gaia_ring.h       the versioned shim <-> replica shared-memory contract (ring_layout.py
+                  mirrors it for Python/numba); shim.c the LD_PRELOAD library, built by
+                  build.shim_path(); SYSCALLS.md which calls the servers really use.
+ring.py           create/map a ring; numba consumer functions for the replica's hot loop;
+                  a Python producer; the connection table and output snapshots.
+events.py         the batch encoding of events inside one log entry (the only one).
+feed.py           what a backup consumes: CommittedLog / CommittedFeed protocols, LogFeed.
+shmlog.py         a committed log in shared memory (tests, single-host runs).
+local_commit.py   the replica side without consensus: ring -> ShmLog, in order.
+replayer.py       feeds a backup's server one committed event at a time.
+checker.py        compares per-connection output hashes across replicas.
+local_group.py    all of it wired on one host (leader + backups) for tests and demos.
+"""

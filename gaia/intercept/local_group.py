@@ -1,0 +1,168 @@
+"""A replicated server group on one host without consensus: shim + ring + committed log.
+
+Why: it wires every part of the interception layer the way a real deployment does —
+each replica's server runs under the shim with its own ring, the leader's ring is
+committed in order into one log (LocalCommitter, where APUS will replicate), and each
+backup's server is fed from that log by a Replayer — so the tests prove order, fail-closed
+behaviour, output checking and role switches on real servers, and binding APUS later only
+replaces the committer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import apps
+from gaia.intercept import ring_layout as L
+from gaia.intercept.build import preload_env
+from gaia.intercept.checker import CheckReport, OutputChecker
+from gaia.intercept.feed import LogFeed
+from gaia.intercept.local_commit import LocalCommitter
+from gaia.intercept.replayer import Replayer
+from gaia.intercept.ring import Ring
+from gaia.intercept.shmlog import ShmLog
+
+# Servers that run inputs of different connections on different threads: their leader
+# must execute inputs in log order too (the shim's GAIA_SHIM_SERIALIZE gate). Measured:
+# SecantusDB (a thread per connection) ends with different digests on leader and backup
+# under two concurrent writers without it, equal ones with it. MariaDB's deterministic
+# one-thread pool still hands connections between two worker threads, so it is gated too.
+SERIALIZE_BY_DEFAULT = frozenset({"mariadb", "mongodb"})
+
+
+def shim_settings(app: str, serialize: bool | None = None) -> dict[str, str]:
+    """Extra shim environment for `app` (serialize=None: the app's default)."""
+    if serialize is None:
+        serialize = app in SERIALIZE_BY_DEFAULT
+    return {"GAIA_SHIM_SERIALIZE": "1"} if serialize else {}
+
+
+@dataclass
+class LocalReplica:
+    name: str
+    ring: Ring
+    server: Any  # apps.base.Server
+    committer: LocalCommitter | None = None
+    replayer: Replayer | None = None
+
+    @property
+    def role(self) -> int:
+        return self.ring.state
+
+
+@dataclass
+class LocalGroup:
+    """`replicas` servers of `app`; replica 0 starts as the leader."""
+
+    app: str
+    replicas: int = 2
+    server_args: dict[str, Any] = field(default_factory=dict)
+    dead_ns: int = 0  # fail-closed heartbeat limit (0: the header's default)
+    shim_env: dict[str, str] = field(default_factory=dict)
+    serialize: bool | None = None  # leader gate for multi-threaded servers (None: default)
+    members: list[LocalReplica] = field(default_factory=list)
+    log: ShmLog | None = None
+
+    def start(self) -> LocalGroup:
+        tag = uuid.uuid4().hex[:8]
+        try:
+            self.log = ShmLog.create(f"/gaia-{tag}-log", 1 << 18, 1 << 28)
+            for i in range(self.replicas):
+                state = L.REPLICA_LEADER if i == 0 else L.REPLICA_BACKUP
+                ring = Ring.create(f"/gaia-{tag}-r{i}", i + 1, state=state, dead_ns=self.dead_ns)
+                self.members.append(LocalReplica(f"r{i}", ring, None))
+            self.members[0].committer = LocalCommitter(self.members[0].ring, self.log).start()
+            for member in self.members:
+                env = preload_env(member.ring.name,
+                                  **shim_settings(self.app, self.serialize), **self.shim_env)
+                member.server = apps.get(self.app)(
+                    port=0, env=env, deterministic=True, **self.server_args
+                )
+                member.server.start()
+            for member in self.members[1:]:
+                member.replayer = Replayer(
+                    LogFeed(self.log), member.ring, member.server.port
+                ).start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    # -- queries ------------------------------------------------------------------------
+    @property
+    def leader(self) -> LocalReplica:
+        return next(m for m in self.members if m.role == L.REPLICA_LEADER)
+
+    @property
+    def backups(self) -> list[LocalReplica]:
+        return [m for m in self.members if m.role == L.REPLICA_BACKUP]
+
+    def wait_caught_up(self, timeout: float = 60.0) -> int:
+        """Every backup has applied everything committed so far; returns that index."""
+        assert self.log is not None
+        index = self.log.commit_index()
+        for member in self.backups:
+            assert member.replayer is not None
+            member.replayer.wait_applied(index, timeout)
+        return index
+
+    def digests(self) -> dict[str, str]:
+        return {m.name: m.server.digest() for m in self.members if m.server.alive()}
+
+    def check_outputs(self) -> CheckReport:
+        """Compare every replica's output snapshots with the leader's."""
+        checker = OutputChecker(self.app, self.log)
+        for member in [self.leader, *self.backups]:
+            checker.add_ring(member.name, member.ring)
+        return checker.check()
+
+    # -- role changes ------------------------------------------------------------------
+    def fail_leader(self) -> LocalReplica:
+        """The leader's replica side stops (its ring goes DOWN, its server fails closed)."""
+        old = self.leader
+        if old.committer is not None:
+            old.committer.stop()
+            old.committer = None
+        old.ring.state = L.REPLICA_DOWN
+        return old
+
+    def promote(self, member: LocalReplica, timeout: float = 60.0) -> None:
+        """Make a backup the leader without restarting its server: apply everything
+        committed, stop replaying, switch the ring's role, then end the replay
+        connections (their ends are proposed as CLOSE events by the new leader)."""
+        assert self.log is not None and member.replayer is not None
+        member.replayer.wait_applied(self.log.commit_index(), timeout)
+        member.replayer.stop(close_connections=False)
+        member.committer = LocalCommitter(member.ring, self.log).start()
+        member.ring.reclaim()
+        member.ring.state = L.REPLICA_LEADER
+        member.replayer.close_connections()
+        member.replayer = None
+
+    # -- teardown ----------------------------------------------------------------------
+    def stop(self) -> None:
+        for member in self.members:
+            if member.replayer is not None:
+                member.replayer.stop()
+        for member in self.members:
+            if member.committer is not None:
+                member.committer.stop()
+            if member.server is not None:
+                member.server.stop()
+                member.server.cleanup()
+        for member in self.members:
+            member.ring.close()
+            member.ring.unlink()
+        if self.log is not None:
+            self.log.close()
+            self.log.unlink()
+        self.members.clear()
+        self.log = None
+
+    def __enter__(self) -> LocalGroup:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
