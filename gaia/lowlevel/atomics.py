@@ -23,6 +23,18 @@ def _element_pointer(context, builder, aryty, ary_val, idxty, idx_val):
     return cgutils.get_item_pointer(context, builder, aryty, ary, [idx], wraparound=False)
 
 
+@intrinsic
+def address_to_voidptr(typingctx, addr):
+    """An integer address as a `void*` (for libc calls and numba.carray over foreign memory)."""
+    if not isinstance(addr, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return types.voidptr(addr), codegen
+
+
 def _check(arr, idx) -> bool:
     return (
         isinstance(arr, types.Array)
