@@ -1,0 +1,290 @@
+"""A TRIPOD agent: one per host. Reports the host's resources (S1), launches and kills the
+replicas controllers assign to it, and reports their status and exit.
+
+It connects to every controller (not only the leader): any controller may launch a
+replica here (S4), and a controller that becomes leader already has fresh reports.
+Launches are idempotent by replica key (task/index/incarnation); a kill for a key not
+yet launched is remembered, so a late launch of that key is refused.
+
+Run as `python -m gaia.tripod.agent CONFIG.json` (what `gaia tripod up` starts in each
+namespace or SSH host). On start it kills the replicas a previous run of this agent left
+behind (as a Mesos agent with --recover=cleanup); on SIGTERM it stops its replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gaia.errors import GaiaError
+from gaia.tripod import wire
+from gaia.tripod.allocation import AgentReport, ReplicaStatus
+from gaia.tripod.config import JsonConfig
+from gaia.tripod.entries import replica_key, spec_from_json
+from gaia.tripod.launch import ReplicaProcess, start_replica
+from gaia.tripod.resources import Resources
+
+TERMINAL = ("finished", "failed", "killed")
+KEEP_TERMINAL = 1000
+PIDS_FILE = "replica-pids.json"
+
+
+@dataclass
+class AgentConfig(JsonConfig):
+    agent_id: str
+    host: str  # host identity: replicas of one task never share it
+    address: str  # where this host's replicas are reachable
+    controllers: Sequence[tuple[int, str, int]]  # (controller id, address, port)
+    work_dir: str
+    cpus: float | None = None  # None: this host's CPU count
+    mem_mb: int | None = None  # None: this host's memory
+    port_range: tuple[int, int] = (31000, 31999)
+    report_interval: float = 0.5
+    bind: str | None = None  # address replicas listen on (default: `address`)
+
+    def capacity(self) -> Resources:
+        cpus = self.cpus if self.cpus is not None else float(os.cpu_count() or 1)
+        return Resources.of(cpus, self.mem_mb if self.mem_mb is not None else host_memory_mb())
+
+
+def host_memory_mb() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) // 1024
+    return 1024
+
+
+@dataclass
+class Agent:
+    config: AgentConfig
+    replicas: dict[str, ReplicaProcess] = field(default_factory=dict)
+    statuses: dict[str, ReplicaStatus] = field(default_factory=dict)
+    writers: dict[int, asyncio.StreamWriter] = field(default_factory=dict)
+    killed_early: set[str] = field(default_factory=set)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def work_dir(self) -> Path:
+        return Path(self.config.work_dir)
+
+    def report(self) -> AgentReport:
+        c = self.config
+        return AgentReport(
+            c.agent_id,
+            c.host,
+            c.address,
+            c.capacity(),
+            c.port_range,
+            tuple(self.statuses.values()),
+        )
+
+    # -- main loop -----------------------------------------------------------------------
+    async def run(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        cleanup_leftovers(self.work_dir / PIDS_FILE)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stopping.set)
+        tasks = [
+            asyncio.create_task(self._controller_loop(cid, host, port))
+            for cid, host, port in self.config.controllers
+        ]
+        tasks.append(asyncio.create_task(self._watch_exits()))
+        await self.stopping.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.stop_all()
+
+    async def stop_all(self) -> None:
+        replicas = list(self.replicas.values())
+        self.replicas.clear()
+        await asyncio.gather(*(asyncio.to_thread(r.stop) for r in replicas))
+        self._save_pids()
+
+    async def _controller_loop(self, cid: int, host: str, port: int) -> None:
+        backoff = 0.05
+        while not self.stopping.is_set():
+            try:
+                reader, writer = await wire.open_connection(host, port)
+            except OSError:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            backoff = 0.05
+            self.writers[cid] = writer
+            reporter = asyncio.create_task(self._report_loop(writer))
+            try:
+                hello = {
+                    "op": "hello",
+                    "role": "agent",
+                    "report": wire.report_to_json(self.report()),
+                }
+                await wire.send(writer, hello)
+                while (message := await wire.receive(reader)) is not None:
+                    self._handle(message)
+            except (OSError, ValueError):
+                pass
+            finally:
+                reporter.cancel()
+                self.writers.pop(cid, None)
+                writer.close()
+            await asyncio.sleep(backoff)
+
+    async def _report_loop(self, writer: asyncio.StreamWriter) -> None:
+        """S1: the periodic report (identity, capacity, every replica's status)."""
+        with contextlib.suppress(OSError):
+            while True:
+                await asyncio.sleep(self.config.report_interval)
+                await wire.send(
+                    writer, {"op": "report", "report": wire.report_to_json(self.report())}
+                )
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "launch":
+            self._in_background(self._launch(message))
+        elif op == "kill":
+            self._in_background(self._kill(message["key"]))
+
+    def _in_background(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.background.add(task)  # keep a reference until done
+        task.add_done_callback(self.background.discard)
+
+    # -- replicas --------------------------------------------------------------------------
+    async def _launch(self, message: dict[str, Any]) -> None:
+        replica = message["replica"]
+        key = replica_key(message["task_id"], replica["index"], replica["incarnation"])
+        if key in self.statuses:  # a repeated launch (replay, new leader): say where it is
+            self._broadcast(self.statuses[key])
+            return
+        self._set(ReplicaStatus(key, "staging"))
+        info = {
+            "task_id": message["task_id"],
+            "index": replica["index"],
+            "incarnation": replica["incarnation"],
+            "ports": dict(replica["ports"]),
+            "group": message.get("group"),
+        }
+        try:
+            started = await asyncio.to_thread(
+                start_replica,
+                key,
+                message["task_id"],
+                replica["index"],
+                spec_from_json(message["spec"]),
+                dict(replica["ports"]),
+                self.config.address,
+                self.config.bind or self.config.address,
+                self.work_dir,
+                info,
+            )
+        except GaiaError as exc:
+            self._set(ReplicaStatus(key, "failed", message=exc.one_line()))
+            return
+        except Exception as exc:  # a broken app module must not take the agent down
+            self._set(ReplicaStatus(key, "failed", message=f"{type(exc).__name__}: {exc}"))
+            return
+        self.replicas[key] = started
+        self._save_pids()
+        if key in self.killed_early:
+            await self._kill(key)
+        else:
+            self._set(ReplicaStatus(key, "running", pid=started.pid))
+
+    async def _kill(self, key: str) -> None:
+        replica = self.replicas.pop(key, None)
+        if replica is None:
+            status = self.statuses.get(key)
+            if status is None:
+                self._set(ReplicaStatus(key, "killed", message="killed before launch"))
+            elif status.state == "staging":
+                self.killed_early.add(key)
+            return
+        await asyncio.to_thread(replica.stop)
+        self._save_pids()
+        self._set(ReplicaStatus(key, "killed", exit_code=replica.exit_code(), pid=replica.pid))
+
+    async def _watch_exits(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            for key, replica in list(self.replicas.items()):
+                code = replica.exit_code()
+                if code is None or self.replicas.get(key) is not replica:
+                    continue
+                del self.replicas[key]
+                self._save_pids()
+                state = "finished" if code == 0 else "failed"
+                tail = replica.process.log_tail(3) if code else ""
+                self._set(ReplicaStatus(key, state, exit_code=code, pid=replica.pid, message=tail))
+
+    def _set(self, status: ReplicaStatus) -> None:
+        self.statuses.pop(status.key, None)  # re-insert: newest last
+        self.statuses[status.key] = status
+        terminal = [k for k, s in self.statuses.items() if s.state in TERMINAL]
+        for old in terminal[: max(0, len(terminal) - KEEP_TERMINAL)]:
+            del self.statuses[old]
+        self._broadcast(status)
+
+    def _broadcast(self, status: ReplicaStatus) -> None:
+        message = wire.dumps(
+            {"op": "status", "agent_id": self.config.agent_id, "status": asdict(status)}
+        )
+        for writer in list(self.writers.values()):
+            with contextlib.suppress(OSError, RuntimeError):
+                writer.write(message)
+
+    def _save_pids(self) -> None:
+        pids = {key: [r.pid, process_start(r.pid)] for key, r in self.replicas.items()}
+        tmp = self.work_dir / f"{PIDS_FILE}.tmp"
+        tmp.write_text(json.dumps(pids))
+        os.replace(tmp, self.work_dir / PIDS_FILE)
+
+
+def process_start(pid: int) -> int | None:
+    """Start time of a process (tells the process we started from a reused pid)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def cleanup_leftovers(pids_file: Path) -> list[int]:
+    """Kill the process groups of replicas an earlier run of this agent left running."""
+    try:
+        recorded = json.loads(pids_file.read_text())
+    except (OSError, ValueError):
+        return []
+    killed = []
+    for pid, start in recorded.values():
+        if start is not None and process_start(pid) == start:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+                killed.append(pid)
+    pids_file.unlink(missing_ok=True)
+    return killed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m gaia.tripod.agent CONFIG.json", file=sys.stderr)
+        return 2
+    config = AgentConfig.load(Path(args[0]))
+    asyncio.run(Agent(config).run())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
