@@ -1,0 +1,1 @@
+"""Traditional Multi-Paxos over TCP with a stable leader (see node.py)."""

@@ -1,0 +1,1 @@
+"""Drivers for external consensus peers: etcd, ZooKeeper, PySyncObj (issue #6)."""
