@@ -12,4 +12,7 @@ local_commit.py   the replica side without consensus: ring -> ShmLog, in order.
 replayer.py       feeds a backup's server one committed event at a time.
 checker.py        compares per-connection output hashes across replicas.
 local_group.py    all of it wired on one host (leader + backups) for tests and demos.
+guard.py          checkpoints of a backup's server, log truncation, recovery of a replica
+                  from checkpoint + log suffix (guard_log, guard_policy, guard_session,
+                  checkpoint_store, checkpoint_transfer; guard_load/guard_bench measure it).
 """

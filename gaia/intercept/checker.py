@@ -66,7 +66,11 @@ KNOWN_NONDETERMINISTIC: dict[str, list[tuple[str, re.Pattern[bytes]]]] = {
             "CURDATE",
         )
     ],
-    "memcached": [("stats", re.compile(rb"(?:^|\r\n)stats(?:\r\n|\s)"))],
+    "memcached": [
+        ("stats", re.compile(rb"(?:^|\r\n)stats(?:\r\n|\s)")),
+        # metadump's order follows memcached's time-driven LRU maintenance.
+        ("lru_crawler metadump", re.compile(rb"(?:^|\r\n)lru_crawler metadump")),
+    ],
     "mongodb": [
         (w, re.compile(re.escape(w.encode()) + rb"\x00"))
         for w in ("hello", "isMaster", "ismaster", "serverStatus", "hostInfo")

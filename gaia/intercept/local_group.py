@@ -11,6 +11,7 @@ replaces the committer.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ from gaia.intercept import ring_layout as L
 from gaia.intercept.build import preload_env
 from gaia.intercept.checker import CheckReport, OutputChecker
 from gaia.intercept.feed import LogFeed
+from gaia.intercept.guard_log import ShmTruncatableLog
+from gaia.intercept.guard_session import Session, framing
 from gaia.intercept.local_commit import LocalCommitter
 from gaia.intercept.replayer import Replayer
 from gaia.intercept.ring import Ring
@@ -64,31 +67,50 @@ class LocalGroup:
     serialize: bool | None = None  # leader gate for multi-threaded servers (None: default)
     members: list[LocalReplica] = field(default_factory=list)
     log: ShmLog | None = None
+    tag: str = ""
 
     def start(self) -> LocalGroup:
-        tag = uuid.uuid4().hex[:8]
+        self.tag = uuid.uuid4().hex[:8]
         try:
-            self.log = ShmLog.create(f"/gaia-{tag}-log", 1 << 18, 1 << 28)
+            self.log = ShmLog.create(f"/gaia-{self.tag}-log", 1 << 18, 1 << 28)
             for i in range(self.replicas):
-                state = L.REPLICA_LEADER if i == 0 else L.REPLICA_BACKUP
-                ring = Ring.create(f"/gaia-{tag}-r{i}", i + 1, state=state, dead_ns=self.dead_ns)
-                self.members.append(LocalReplica(f"r{i}", ring, None))
+                self._new_member(L.REPLICA_LEADER if i == 0 else L.REPLICA_BACKUP)
             self.members[0].committer = LocalCommitter(self.members[0].ring, self.log).start()
             for member in self.members:
-                env = preload_env(member.ring.name,
-                                  **shim_settings(self.app, self.serialize), **self.shim_env)
-                member.server = apps.get(self.app)(
-                    port=0, env=env, deterministic=True, **self.server_args
-                )
                 member.server.start()
             for member in self.members[1:]:
-                member.replayer = Replayer(
-                    LogFeed(self.log), member.ring, member.server.port
-                ).start()
+                member.replayer = self.new_replayer(member).start()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _new_member(self, state: int) -> LocalReplica:
+        """A replica with its ring and a server object (not started yet)."""
+        i = len(self.members)
+        ring = Ring.create(f"/gaia-{self.tag}-r{i}", i + 1, state=state, dead_ns=self.dead_ns)
+        member = LocalReplica(f"r{i}", ring, None)
+        self.members.append(member)
+        env = preload_env(ring.name, **shim_settings(self.app, self.serialize), **self.shim_env)
+        member.server = apps.get(self.app)(port=0, env=env, deterministic=True, **self.server_args)
+        return member
+
+    def add_backup(self) -> LocalReplica:
+        """A brand-new backup: its ring and server object, nothing started — the guard
+        brings it up from a checkpoint (Guard.recover)."""
+        return self._new_member(L.REPLICA_BACKUP)
+
+    def truncatable_log(self) -> ShmTruncatableLog:
+        assert self.log is not None
+        return ShmTruncatableLog(self.log)
+
+    def new_replayer(self, member: LocalReplica, after: int = 0,
+                     sessions: Iterable[Session] = ()) -> Replayer:
+        """A replayer feeding `member`'s server from entry after+1 (not started), through
+        the truncation-aware log, re-opening `sessions` first (guard_session.py)."""
+        return Replayer(LogFeed(self.truncatable_log()), member.ring, member.server.port,
+                        after=after, sessions=sessions, framing=framing(self.app),
+                        alive=member.server.alive)
 
     # -- queries ------------------------------------------------------------------------
     @property
