@@ -37,7 +37,7 @@ LOG_FULL = 1  # nb_mark_failed code
 STOP, ENTRIES, EVENTS, ABANDONED = range(4)
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def nb_commit_loop(
     ring: np.ndarray,
     log: np.ndarray,

@@ -125,7 +125,7 @@ def nb_poll_batch(
     return count, pos, head
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def _wake_committers(seg: np.ndarray) -> None:
     u32 = seg.view(np.uint32)
     fetch_add(u32, L.H_COMMIT_FUTEX // 4, 1)
@@ -133,7 +133,7 @@ def _wake_committers(seg: np.ndarray) -> None:
         futex_wake(seg.ctypes.data + L.H_COMMIT_FUTEX, 1 << 30)
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def _decide(seg: np.ndarray, first: np.uint64, count: int, status: int, value: np.uint64) -> int:
     u64 = seg.view(np.uint64)
     u32 = seg.view(np.uint32)
@@ -153,7 +153,7 @@ def _decide(seg: np.ndarray, first: np.uint64, count: int, status: int, value: n
     return abandoned
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def nb_mark_committed(seg: np.ndarray, first: np.uint64, count: int, log_index: np.uint64) -> int:
     """The batch's events committed at `log_index`: wake their producers, free NOWAIT and
     abandoned slots, raise commit_index. Returns how many were ABANDONED by their producer
@@ -165,13 +165,13 @@ def nb_mark_committed(seg: np.ndarray, first: np.uint64, count: int, log_index: 
     return abandoned
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def nb_mark_failed(seg: np.ndarray, first: np.uint64, count: int, code: np.uint64) -> int:
     """The batch will never commit (e.g. the replica lost leadership): producers fail."""
     return _decide(seg, first, count, L.ST_FAILED, np.uint64(code))
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def nb_heartbeat(seg: np.ndarray) -> None:
     store_release(seg.view(np.uint64), L.H_REPLICA_HEARTBEAT_NS // 8, np.uint64(now_ns()))
 
@@ -192,7 +192,7 @@ def nb_set_commit_index(seg: np.ndarray, index: np.uint64) -> None:
     store_release(seg.view(np.uint64), L.H_COMMIT_INDEX // 8, np.uint64(index))
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def nb_wait_events(seg: np.ndarray, spin_ns: int, sleep_ns: int) -> bool:
     """Spin up to spin_ns for an event at head, then sleep on consumer_futex (at most
     sleep_ns). Returns True if an event is ready."""
@@ -212,7 +212,7 @@ def nb_wait_events(seg: np.ndarray, spin_ns: int, sleep_ns: int) -> bool:
 
 
 # ---- numba: generic producer (RAW events from Python) -------------------------------
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def _replica_alive(seg: np.ndarray) -> bool:
     u64 = seg.view(np.uint64)
     u32 = seg.view(np.uint32)
@@ -224,7 +224,7 @@ def _replica_alive(seg: np.ndarray) -> bool:
     return now_ns() - int(load_acquire(u64, L.H_REPLICA_HEARTBEAT_NS // 8)) <= limit
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def nb_produce(
     seg: np.ndarray, kind: int, flags: int, conn_id: np.uint64, payload: np.ndarray, pid: int
 ) -> np.int64:
@@ -256,7 +256,7 @@ def nb_produce(
     return np.int64(ticket)
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def nb_await(
     seg: np.ndarray, ticket: np.uint64, spin_ns: int, timeout_ns: int
 ) -> tuple[int, np.uint64]:
@@ -287,7 +287,7 @@ def nb_await(
     return status, result
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def nb_wait_progress(seg: np.ndarray, seen: np.uint32, timeout_ns: int) -> None:
     """Sleep until a backup's shim reports input progress (progress_futex != seen) or
     timeout_ns passes. Callers re-check their condition."""

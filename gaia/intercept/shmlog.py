@@ -30,7 +30,7 @@ _FUTEX = 192
 _WAITERS = 196
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def nb_log_append(log: np.ndarray, payload: np.ndarray, length: int) -> int:
     """Append payload[:length] as the next entry; returns its index (0 if the log is
     full). Single writer."""
@@ -70,7 +70,7 @@ def nb_log_entry(log: np.ndarray, index: int) -> np.ndarray:
     return log[start : start + int(u64[rec + 1])]
 
 
-@njit(nogil=True)
+@njit(nogil=True, cache=True)
 def nb_log_wait(log: np.ndarray, after: int, timeout_ns: int) -> int:
     """Sleep until commit_index > after or timeout; returns commit_index."""
     u32 = log.view(np.uint32)
