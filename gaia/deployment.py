@@ -20,13 +20,13 @@ Format (schema 1):
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gaia.errors import GaiaError
+from gaia.fsutil import write_atomically
 
 FILENAME = "deployment.json"
 SCHEMA = 1
@@ -82,10 +82,7 @@ class Deployment:
     def save(self) -> Path:
         self.updated = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         path = self.path
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        os.replace(tmp, path)
-        return path
+        return write_atomically(path, json.dumps(asdict(self), indent=1), sync=False)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Deployment:

@@ -19,6 +19,18 @@ from pathlib import Path
 OWNER_VAR = "GAIA_OWNER"
 
 
+def pid_alive(pid: int | None) -> bool:
+    """Whether process `pid` exists and is not a zombie (a killed child its parent has
+    not reaped yet still answers kill(pid, 0), which would make it look alive)."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def owner_token() -> str:
     """The token that marks processes of this session (created once per process tree)."""
     token = os.environ.get(OWNER_VAR)

@@ -1,10 +1,12 @@
 """Figure 3 analogue: consensus latency against the number of replicas, one line per
-protocol (APUS, DARE-style, Multi-Paxos, etcd, ZooKeeper, PySyncObj), log scale.
+protocol and measurement point (APUS leader-side and client-observed, over shm and tcp;
+DARE-style, Multi-Paxos, PySyncObj at the leader; etcd, ZooKeeper from a client), log
+scale.
 
 Claim (GAIA proposal, Figure 3): APUS is 32.3x-85.8x faster than traditional Paxos
 protocols, faster than DARE, and scales from 3 to 9 replicas. Rendered from the
 `consensus_latency` records only (newest per protocol, transport and replica count,
-tmpfs storage).
+tmpfs storage); the numbers and ratios come from gaia.experiments.consensus_latency.
 """
 
 from __future__ import annotations
@@ -18,59 +20,51 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from gaia.experiments.consensus_latency import (
+    PEERS,
+    format_ratios,
+    frame_from_records,
+    goal_lines,
+    ratio_table,
+)
 from paper_figures import Figure
 
-ORDER = ("apus", "apus/tcp", "dare", "multipaxos", "etcd", "zookeeper", "pysyncobj")
-PEERS = ("etcd", "zookeeper", "pysyncobj", "multipaxos", "dare")
-
-
-def label(record: Any) -> str:
-    protocol = record.config["protocol"]
-    return f"{protocol}/tcp" if protocol == "apus" and record.transport == "tcp" else protocol
+ORDER = ("apus", "apus/tcp", "dare", "multipaxos", "pysyncobj", "etcd", "zookeeper")
+STYLE = {"leader": "-", "client": ":"}  # line style of p50 by measurement point
 
 
 def consensus_frame(records: list[Any], storage: str = "tmpfs") -> pd.DataFrame:
-    """One row per (protocol label, replicas): the newest record that ran."""
-    latest: dict[tuple[str, int], Any] = {}
-    for rec in records:
-        if rec.experiment != "consensus_latency" or rec.metrics.get("skipped"):
-            continue
-        if rec.config.get("storage", "tmpfs") != storage or "latency" not in rec.histograms:
-            continue
-        key = (label(rec), int(rec.config["replicas"]))
-        if key not in latest or rec.created > latest[key].created:
-            latest[key] = rec
-    rows = [{"protocol": name, "replicas": n,
-             "p50_us": rec.percentile_us("latency", 50), "p99_us": rec.percentile_us("latency", 99),
-             "throughput": rec.throughput, "kernel_share": rec.metrics.get("kernel_share"),
-             "measured_at": rec.config.get("measured_at", "")}
-            for (name, n), rec in latest.items()]
-    frame = pd.DataFrame(rows, columns=["protocol", "replicas", "p50_us", "p99_us",
-                                        "throughput", "kernel_share", "measured_at"])
-    return frame.sort_values(["protocol", "replicas"]).reset_index(drop=True)
+    """One row per (series, measured_at, replicas): the newest record that ran."""
+    return frame_from_records(records, storage)
 
 
 def render(records: list[Any], out_dir: Path) -> list[Path]:
     df = consensus_frame(records)
     if df.empty:
         return []
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(8, 5))
     colors = plt.get_cmap("tab10")
     names = [p for p in ORDER if p in set(df["protocol"])] + \
         sorted(set(df["protocol"]) - set(ORDER))
     for i, name in enumerate(names):
-        g = df[df["protocol"] == name]
-        ax.plot(g["replicas"], g["p50_us"], marker="o", color=colors(i), label=f"{name} p50")
-        ax.plot(g["replicas"], g["p99_us"], linestyle="--", linewidth=0.8, color=colors(i))
+        for at, g in df[df["protocol"] == name].groupby("measured_at"):
+            g = g.sort_values("replicas")
+            ax.plot(g["replicas"], g["p50_us"], marker="o", color=colors(i),
+                    linestyle=STYLE.get(at, "-"), label=f"{name} ({at}) p50")
+            ax.plot(g["replicas"], g["p99_us"], linestyle="--", linewidth=0.6, alpha=0.6,
+                    color=colors(i))
     ax.set_yscale("log")
     ax.set_xticks(sorted(df["replicas"].unique()))
     ax.set(xlabel="replicas", ylabel="latency per entry (µs, log)",
-           title="Consensus latency vs replicas (p50 solid, p99 dashed)")
+           title="Consensus latency vs replicas (p50 marked; p99 thin dashed)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    fig.text(0.01, 0.01, "2-CPU machine: above 2 replicas the processes time-share the CPU.\n"
-             "APUS, DARE, Multi-Paxos, PySyncObj measured at the leader; etcd, ZooKeeper "
-             "from a client.", fontsize=6.5)
+    ax.legend(fontsize=7, ncol=2)
+    cpus = max((int(r.config.get("cpus") or 1) for r in records), default=1)
+    fig.text(0.01, 0.01,
+             f"{cpus}-CPU machine: above {cpus} replicas the processes time-share the CPU. "
+             "(leader): proposals made and timed inside the leader;\n(client, dotted): timed "
+             "by a separate client process. Same durability for all: fsync, data on tmpfs.",
+             fontsize=6.5)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "fig3_consensus_latency.png", out_dir / "fig3_consensus_latency.pdf"]
@@ -80,30 +74,33 @@ def render(records: list[Any], out_dir: Path) -> list[Path]:
     return paths
 
 
-def ratios(df: pd.DataFrame, base: str = "apus") -> dict[int, dict[str, float]]:
-    """peer p50 / base p50 at each replica count where both ran."""
-    out: dict[int, dict[str, float]] = {}
-    for n, g in df.groupby("replicas"):
-        p50 = dict(zip(g["protocol"], g["p50_us"], strict=True))
-        if base in p50:
-            out[int(n)] = {p: p50[p] / p50[base] for p in PEERS if p in p50}
-    return out
+def ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """peer p50 / APUS p50 per replica count and APUS measurement (see ratio_table)."""
+    return ratio_table(df)
 
 
 def measured(records: list[Any]) -> str:
     df = consensus_frame(records)
     if df.empty:
         return "no consensus_latency records"
-    found = ratios(df)
-    if not found:
+    table = ratios(df)
+    if table.empty:
         at3 = df[df["replicas"] == df["replicas"].min()]
-        return ("APUS has no record yet; p50 at {} replicas: ".format(int(at3["replicas"].min()))
-                + ", ".join(f"{p} {v:,.1f} µs" for p, v in zip(at3["protocol"], at3["p50_us"],
-                                                                  strict=True)))
+        return (f"APUS has no record yet; p50 at {int(at3['replicas'].min())} replicas: "
+                + ", ".join(f"{p} ({a}) {v:,.1f} µs" for p, a, v in
+                            zip(at3["protocol"], at3["measured_at"], at3["p50_us"],
+                                strict=True)))
     parts = []
-    for n, ratio in sorted(found.items()):
-        parts.append(f"{n} replicas: " + ", ".join(f"{p} {r:,.1f}x" for p, r in ratio.items()))
-    return "peer p50 / APUS p50 — " + "; ".join(parts) + " (2 CPUs: time-shared above 2)"
+    for _, row in table.iterrows():
+        same = [f"{p} {row[p]:,.1f}x" for p in PEERS if p in row and not pd.isna(row[p])
+                and row[f"{p}_same"]]
+        if same:
+            parts.append(f"{row['replicas']} replicas, {row['apus']} ({row['measured_at']}) "
+                         f"{row['apus_p50_us']:,.2f} µs: " + ", ".join(same))
+    lines = ["peer p50 / APUS p50, each peer against APUS measured the same way — "
+             + "; ".join(parts) + ". " + " ".join(goal_lines(table))]
+    lines += ["", "```", *format_ratios(table), "```"]
+    return "\n".join(lines)
 
 
 FIGURE = Figure(

@@ -20,8 +20,14 @@ from paper_figures import Figure
 from paper_figures.fig3_consensus_latency import ORDER, consensus_frame
 
 
-def render(records: list[Any], out_dir: Path) -> list[Path]:
+def shares(records: list[Any]):
+    """One row per (series, replicas): APUS's two measurement points share one CPU run."""
     df = consensus_frame(records).dropna(subset=["kernel_share"])
+    return df.drop_duplicates(subset=["protocol", "replicas"]).reset_index(drop=True)
+
+
+def render(records: list[Any], out_dir: Path) -> list[Path]:
+    df = shares(records)
     if df.empty:
         return []
     df = df.assign(percent=df["kernel_share"] * 100)
@@ -44,14 +50,14 @@ def render(records: list[Any], out_dir: Path) -> list[Path]:
 
 
 def measured(records: list[Any]) -> str:
-    df = consensus_frame(records).dropna(subset=["kernel_share"])
+    df = shares(records)
     if df.empty:
         return "no kernel-share measurements"
     parts = []
     for protocol, g in df.groupby("protocol"):
-        shares = ", ".join(f"{int(n)}: {s:.0%}" for n, s in zip(g["replicas"], g["kernel_share"],
-                                                                  strict=True))
-        parts.append(f"{protocol} ({shares})")
+        text = ", ".join(f"{int(n)}: {s:.0%}" for n, s in zip(g["replicas"], g["kernel_share"],
+                                                                strict=True))
+        parts.append(f"{protocol} ({text})")
     return "kernel share by replicas — " + "; ".join(parts)
 
 

@@ -37,9 +37,9 @@ from gaia.apus import logstore as lgs
 from gaia.apus import storage as dur
 from gaia.apus import wire
 from gaia.apus.transport import libc
-from gaia.apus.transport.handle import remote_wake, remote_write
+from gaia.apus.transport.handle import KIND_SHM, remote_read_word, remote_wake, remote_write
 from gaia.intercept.ring import nb_event_ready, nb_mark_committed, nb_mark_failed, nb_poll_batch
-from gaia.lowlevel.atomics import fetch_add, load_acquire
+from gaia.lowlevel.atomics import fetch_add, full_fence, load_acquire
 
 # -- st: this replica's scalars (int64) ----------------------------------------------
 S_ID = 0
@@ -71,6 +71,9 @@ S_WAKE = 28  # 1: futex-wake peers after writing to them (their pollers may slee
 S_WAKE_SEQ = 29
 S_OUT = 24  # 3 words of scratch for ring_take
 S_LEN = 32
+# A word of the region's header page a poller sets (in its own region) while it may sleep
+# on its wake word (runtime/loop.py); writers on shm read it before waking it.
+SLEEPING_OFFSET = L.WAKE_OFFSET + 64
 
 ROLE_BACKUP = 0
 ROLE_LEADER = 1
@@ -240,10 +243,17 @@ def wake(address: int) -> None:
 def wake_peer(fa: FastArrays, th, ob, peer: int) -> None:
     """Change the peer's wake word and futex-wake it, so a poller that went to sleep on
     that word (runtime/loop.py) sees our writes now rather than after its nap. Only when
-    the group's pollers sleep (st[S_WAKE]); spinners need no syscall."""
+    the group's pollers sleep (st[S_WAKE]); spinners need no syscall. On shm we first
+    read the peer's SLEEPING word and skip the wake (two writes and a syscall, ~1-2 µs
+    per peer per entry) while it polls: with full fences on both sides (Dekker) either
+    it sees our write in its last poll before sleeping or we see its flag."""
     st = fa.st
     if st[S_WAKE] == 0:
         return
+    if st[S_CAPTURE] == 0 and th.kind == KIND_SHM:
+        full_fence()
+        if remote_read_word(th, peer, SLEEPING_OFFSET) == 0:
+            return
     st[S_WAKE_SEQ] += 1
     fa.sm64[15] = np.uint64(((st[S_WAKE_SEQ] << 8) | st[S_ID]) & 0xFFFFFFFF)
     if write(fa, th, ob, peer, L.WAKE_OFFSET, fa.sm, 15 * 8, 8) == 1 and st[S_CAPTURE] == 0:

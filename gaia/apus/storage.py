@@ -33,6 +33,7 @@ from numba import njit, types
 from gaia.apus import wire
 from gaia.apus.layout import group_bytes
 from gaia.errors import GaiaError
+from gaia.fsutil import write_atomically
 
 LOG_FILE = "apus.log"
 HARD_STATE_FILE = "hardstate.json"
@@ -186,23 +187,6 @@ def scan_log(data: np.ndarray, first_index: int, max_payload: int, name: str) ->
     return ScanResult(records, valid, problem, corrupt)
 
 
-def _write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
-    """Replace `path` by `data` atomically; with sync, durably (file and directory)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        if sync:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    if sync:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def _sealed_json(obj: dict[str, Any]) -> bytes:
     body = json.dumps(obj, sort_keys=True)
     return json.dumps({"body": body, "crc": zlib.crc32(body.encode())}).encode()
@@ -306,7 +290,7 @@ class Storage:
     def save_hard_state(self, hs: HardState) -> None:
         self.hard_state = HardState(hs.view, hs.voted_for)
         if self.dir is not None:  # memory mode: survive a process crash, skip the fsync
-            _write_atomic(self.dir / HARD_STATE_FILE, _sealed_json(
+            write_atomically(self.dir / HARD_STATE_FILE, _sealed_json(
                 {"group": self.group_id, "view": hs.view, "voted_for": hs.voted_for}),
                 sync=self.durable)
 
@@ -397,12 +381,12 @@ class FileStorage(Storage):
                 rec.problem = "; ".join(p for p in (rec.problem, scan.problem) if p)
                 rec.lost_state = rec.lost_state or scan.corrupt
         else:
-            _write_atomic(self.log_path, self._header(0, 0))
+            write_atomically(self.log_path, self._header(0, 0))
         self._open_log(valid)
         return rec
 
     def save_snapshot(self, snap: Snapshot) -> None:
-        _write_atomic(self.dir / SNAPSHOT_FILE, encode_snapshot(snap, self.group_id))
+        write_atomically(self.dir / SNAPSHOT_FILE, encode_snapshot(snap, self.group_id))
 
     def truncate(self, keep_bytes: int) -> None:
         end = FILE_HEADER + keep_bytes
@@ -412,7 +396,7 @@ class FileStorage(Storage):
 
     def rewrite(self, base_index: int, base_view: int, records: list[np.ndarray]) -> None:
         body = b"".join(r.tobytes() for r in records)
-        _write_atomic(self.log_path, self._header(base_index, base_view) + body)
+        write_atomically(self.log_path, self._header(base_index, base_view) + body)
         os.close(self.fd)
         self.base_index = base_index
         self._open_log(len(body))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gaia.apus.core import NotLeaderError
 from gaia.apus.layout import LayoutConfig
 from gaia.apus.logstore import Entry, LogConfig
 from gaia.apus.runtime.embedded import EmbeddedReplica
@@ -52,6 +53,28 @@ def _until(predicate, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
+def _settled_leader(nodes) -> EmbeddedReplica:
+    """The leader every member agrees on (elections may overlap at start-up)."""
+    def agreed():
+        leaders = [n for n in nodes.values() if n.is_leader]
+        return (len(leaders) == 1 and
+                all(n.leader == leaders[0].runner.id for n in nodes.values()))
+    _until(agreed)
+    return next(n for n in nodes.values() if n.is_leader)
+
+
+def _propose_on_leader(nodes, leader, payload: bytes) -> EmbeddedReplica:
+    """Propose, following the leadership if a view change deposes `leader` meanwhile
+    (the entry is re-proposed; the KV applies it idempotently)."""
+    for _ in range(5):
+        try:
+            leader.propose(payload)
+            return leader
+        except NotLeaderError:
+            leader = _settled_leader(nodes)
+    raise AssertionError("leadership kept changing")
+
+
 def test_embedded_replicas_apply_answer_snapshot_and_grow(run_dir: Path):
     spec = GroupSpec(replicas=[0, 1, 2], layout=LayoutConfig(max_members=4, ring_slots=32),
                      log=LogConfig(index_cap=64, arena_bytes=1 << 20), election_ticks=100)
@@ -59,10 +82,9 @@ def test_embedded_replicas_apply_answer_snapshot_and_grow(run_dir: Path):
     apps = {r: KV() for r in range(4)}
     nodes = {r: EmbeddedReplica(run_dir, r, apps[r]).start() for r in spec.replicas}
     try:
-        _until(lambda: any(n.is_leader for n in nodes.values()))
-        leader = next(n for n in nodes.values() if n.is_leader)
+        leader = _settled_leader(nodes)
         for i in range(40):  # more than the log holds: compaction must happen
-            leader.propose(f"k{i % 5}=v{i}".encode())
+            leader = _propose_on_leader(nodes, leader, f"k{i % 5}=v{i}".encode())
         _until(lambda: all(a.data == apps[leader.runner.id].data
                            for r, a in apps.items() if r in nodes))
         assert apps[0].data["k4"] == "v39"

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from gaia.apus.core import AppHooks, Core
+from gaia.apus.core import AppHooks, Core, NotLeaderError
 from gaia.apus.messages import Config
 from gaia.apus.runtime.node import ReplicaRunner
 from gaia.errors import GaiaError
@@ -79,9 +79,14 @@ class EmbeddedReplica:
         self.runner.commands.put((fn, future))
         return future.result(timeout)
 
-    def wait_commit(self, index: int, timeout: float = 10.0) -> None:
+    def wait_commit(self, index: int, timeout: float = 10.0, view: int | None = None) -> None:
+        """Wait until `index` commits. With `view` (the view it was proposed in), a
+        replica that stops leading that view fails fast with NotLeaderError: the entry
+        may or may not survive the view change, as in etcd's dropped proposals."""
         deadline = time.monotonic() + timeout
         while self.core.commit < index:
+            if view is not None and (self.core.view != view or not self.core.is_leader):
+                raise NotLeaderError(self.runner.id, self.core.leader)
             if time.monotonic() > deadline:
                 raise GaiaError(f"entry {index} did not commit within {timeout:.1f} s",
                                 "is a majority of the group running?")
@@ -91,21 +96,22 @@ class EmbeddedReplica:
     def propose(self, payload: bytes, timeout: float = 10.0) -> int:
         """Append an entry as leader and wait until it commits; returns its index
         (NotLeaderError on a backup). High-rate inputs should use the input ring."""
-        index = self.call(lambda core: core.propose(payload), timeout)
-        self.wait_commit(index, timeout)
+        index, view = self.call(lambda core: (core.propose(payload), core.view), timeout)
+        self.wait_commit(index, timeout, view)
         return index
 
     def request(self, payload: bytes, timeout: float = 10.0) -> dict[int, bytes]:
         """Replicate a REQUEST entry; every backup's app answers it (AppHooks.reply)
         before acknowledging. Returns {replica: reply} of the backups that answered by the
         time it committed (at least a majority minus the leader)."""
-        index = self.call(lambda core: core.request(payload), timeout)
-        self.wait_commit(index, timeout)
+        index, view = self.call(lambda core: (core.request(payload), core.view), timeout)
+        self.wait_commit(index, timeout, view)
         return self.call(lambda core: core.replies(index), timeout)
 
     def change_config(self, config: Config, timeout: float = 10.0) -> int:
-        index = self.call(lambda core: core.change_config(config), timeout)
-        self.wait_commit(index, timeout)
+        index, view = self.call(lambda core: (core.change_config(config), core.view),
+                                timeout)
+        self.wait_commit(index, timeout, view)
         return index
 
     def add_learner(self, replica: int, executing: bool = True, priority: int = 1) -> int:

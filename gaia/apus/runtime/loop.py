@@ -20,13 +20,15 @@ from gaia.apus import fastpath as fp
 from gaia.apus.layout import WAKE_OFFSET
 from gaia.apus.transport.backoff import BackoffPolicy
 from gaia.intercept.ring import nb_heartbeat, nb_wait_events
-from gaia.lowlevel.atomics import cpu_relax, load_acquire
+from gaia.intercept.ring_layout import ST_PENDING
+from gaia.lowlevel.atomics import cpu_relax, full_fence, load_acquire, store_release
 from gaia.lowlevel.syscalls import futex_wait, now_ns, yield_cpu
 
 # Slow-path reasons the loop always returns for (EV_COMMITTED only with an in-process app).
 ALWAYS = (fp.EV_MAIL | fp.EV_HIGHER_VIEW | fp.EV_SLOW_ENTRY | fp.EV_LOG_FULL
           | fp.EV_NEED_SNAPSHOT | fp.EV_ABANDONED | fp.EV_DISK_ERROR)
 STAMP_EVERY_NS = 1_000_000
+EV_WATCHED = 1 << 20  # watch_loop: the watched ring word left ST_PENDING
 
 
 def return_mask(apply_in_process: bool) -> int:
@@ -42,9 +44,13 @@ def _nap(fa: fp.FastArrays, th, ob, nap: int, mask: int) -> int:
         return fp.poll_once(fa, th, ob)
     w32 = fa.region.view(np.uint32)
     seen = load_acquire(w32, WAKE_OFFSET // 4)
-    flags = fp.poll_once(fa, th, ob)  # anything that landed before we read the word
+    store_release(fa.region64, fp.SLEEPING_OFFSET // 8, np.uint64(1))  # writers: wake me
+    full_fence()  # our flag before our last look (writers: their write, then our flag)
+    flags = fp.poll_once(fa, th, ob)  # anything that landed before the flag was seen
     if flags & (mask | fp.EV_PROGRESS) == 0:
         futex_wait(fa.region.ctypes.data + WAKE_OFFSET, seen, nap)
+    store_release(fa.region64, fp.SLEEPING_OFFSET // 8, np.uint64(0))
+    if flags & (mask | fp.EV_PROGRESS) == 0:
         flags = fp.poll_once(fa, th, ob)
     return flags
 
@@ -53,11 +59,23 @@ def _nap(fa: fp.FastArrays, th, ob, nap: int, mask: int) -> int:
 def hot_loop(fa: fp.FastArrays, th, ob, deadline_ns: int, policy: BackoffPolicy, mask: int,
              bstate: np.ndarray) -> int:
     """Run the normal case until `mask` flags come up or deadline_ns passes (EV_TICK)."""
+    return watch_loop(fa, th, ob, deadline_ns, policy, mask, bstate, -1)
+
+
+@njit(nogil=True, cache=True)
+def watch_loop(fa: fp.FastArrays, th, ob, deadline_ns: int, policy: BackoffPolicy, mask: int,
+               bstate: np.ndarray, watch: int) -> int:
+    """hot_loop that also returns (EV_WATCHED) once the input ring's 32-bit word `watch`
+    is no longer ST_PENDING (-1: no word): the leader-side closed loop (selfdrive.py)
+    waits here for its own proposal, with the same polling and backoff as the hot loop."""
     stamped = 0
+    u32 = fa.rg.view(np.uint32)
     while True:
         flags = fp.poll_once(fa, th, ob)
         while True:
-            if flags & mask:
+            if watch >= 0 and load_acquire(u32, watch) != ST_PENDING:
+                flags |= EV_WATCHED
+            if flags & (mask | EV_WATCHED):
                 return flags
             if flags & fp.EV_PROGRESS:
                 bstate[0] = 0

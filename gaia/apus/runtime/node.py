@@ -17,6 +17,7 @@ from gaia.apus.logstore import LocalLog, log_name
 from gaia.apus.ringio import ring_name
 from gaia.apus.runtime.loop import hot_loop, return_mask
 from gaia.apus.runtime.segments import stats_segment
+from gaia.apus.runtime.selfdrive import LeaderDriver
 from gaia.apus.runtime.spec import GroupSpec
 from gaia.apus.runtime.status import (
     STATUS_FILE,
@@ -47,6 +48,9 @@ MAX_CATCH_UP = 8
 # Pollers outnumber cores: a spinner steals the CPU its peer needs, so spin ~10 µs, yield a
 # little, then sleep on the region's wake word (writers futex-wake it).
 OVERSUBSCRIBED = BackoffPolicy(spins=200, yields=20, sleep_ns=500_000, futex=0)
+# Never sleep, but hand the core to whoever else is runnable after a short spin: no wake-up
+# syscalls and no timer ticks on the path, at the price of a busy CPU (benchmarks).
+YIELDING = BackoffPolicy(spins=200, yields=1 << 62, sleep_ns=0, futex=0)
 DEPLOYMENT_EVERY_NS = 200_000_000
 
 
@@ -97,17 +101,22 @@ class ReplicaRunner:
                          self.transport.numba_handle(), None, app=self.app,
                          mail_seq_start=incarnation, timing=spec.timing)
         self.core.fa = self.core.fa._replace(hist=self.stats.hist)
+        self.driver = LeaderDriver(self.stats.control, self.dir)
         self.core.start(recovered)
         self._members = set(self.core.config.members)
         for line in self.core.ready().events:
             print(f"{time.time():.3f} {line}", flush=True)
         if spec.spin == "spin":
             self.policy = SPIN_ONLY
+        elif spec.spin == "yield":
+            self.policy = YIELDING
         elif spec.spin == "shared" or policy_for(len(spec.replicas) + 1) is SHARED_CORES:
             self.policy = OVERSUBSCRIBED  # more pollers than cores: sleep soon, be woken
         else:
             self.policy = SPIN_ONLY  # a core for every poller
         self.core.st[fp.S_WAKE] = int(self.policy.sleep_ns > 0)  # sleepers need waking
+        self.driver.compile(self.core.fa, self.transport.numba_handle(), self.core.ob,
+                            self.policy, return_mask(self.app is not None))
         self._report(force=True)
 
     # ---------------------------------------------------------------- running
@@ -125,7 +134,11 @@ class ReplicaRunner:
         returns: dict[int, int] = {}
         shown = next_tick
         while not self.stop:
-            flags = hot_loop(core.fa, th, core.ob, next_tick, self.policy, mask, bstate)
+            if self.driver.active:  # the benchmark's leader-side closed loop
+                flags = self.driver.run(core.fa, th, core.ob, next_tick, self.policy, mask,
+                                        bstate)
+            else:
+                flags = hot_loop(core.fa, th, core.ob, next_tick, self.policy, mask, bstate)
             if flags & mask:
                 core.handle(flags)
             if debug:
@@ -145,6 +158,7 @@ class ReplicaRunner:
                 self._track_members()
                 self._report(now=now)
                 self._run_commands()
+                self.driver.check(core.is_leader)
             ready = core.ready()
             for line in ready.events:
                 print(f"{time.time():.3f} {line}", flush=True)
@@ -160,13 +174,18 @@ class ReplicaRunner:
             except BaseException as exc:  # handed to the caller's thread
                 future.set_exception(exc)
 
+    def _serves(self) -> bool:
+        """Whether local producers may send input now (subclasses gate it further)."""
+        return self.core.is_leader
+
     def _publish(self) -> None:
-        """What local producers check before every input (fail closed when stale)."""
+        """What local producers check before every input (fail closed when stale). The
+        view goes first: the shim ties a client connection to the view it was accepted
+        in, and must never see LEADER next to an older view."""
         core = self.core
         seg = self.ring.seg
-        state = RL.REPLICA_LEADER if core.is_leader else RL.REPLICA_BACKUP
-        nb_set_state(seg, state)
         nb_set_view(seg, np.uint64(core.view))
+        nb_set_state(seg, RL.REPLICA_LEADER if self._serves() else RL.REPLICA_BACKUP)
         nb_set_commit_index(seg, np.uint64(core.commit))
         nb_heartbeat(seg)
 

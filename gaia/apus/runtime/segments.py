@@ -2,7 +2,9 @@
 
 Per replica: the log (`logstore.log_name`, read by local committed-log readers), the input
 ring (`ringio.ring_name`, written by the shim and clients) and a small stats segment
-holding the hot loop's latency histograms (read by the latency benchmark).
+holding the hot loop's latency histograms (read by the latency benchmark) followed by a
+few control words through which the benchmark asks the leader for a closed loop of its
+own proposals (runtime/selfdrive.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from gaia.apus.ringio import ring_name
 from gaia.apus.transport import unlink_group
 from gaia.intercept.shm import ShmSegment, shm_path
 
-STATS_BYTES = fp.PH_LEN * fp.HIST_BUCKETS * 8
+HIST_BYTES = fp.PH_LEN * fp.HIST_BUCKETS * 8
+CONTROL_WORDS = 8
+STATS_BYTES = HIST_BYTES + CONTROL_WORDS * 8
 
 
 def stats_name(group_id: str, replica_id: int) -> str:
@@ -28,7 +32,12 @@ class StatsSegment(ShmSegment):
     @property
     def hist(self) -> np.ndarray:
         """int64 [PH_LEN, HIST_BUCKETS]: counts per latency bucket and phase."""
-        return self.seg.view(np.int64).reshape(fp.PH_LEN, fp.HIST_BUCKETS)
+        return self.seg[:HIST_BYTES].view(np.int64).reshape(fp.PH_LEN, fp.HIST_BUCKETS)
+
+    @property
+    def control(self) -> np.ndarray:
+        """int64 [CONTROL_WORDS]: the benchmark's requests (selfdrive.C_*)."""
+        return self.seg[HIST_BYTES:].view(np.int64)
 
 
 def stats_segment(group_id: str, replica_id: int, create: bool = False) -> StatsSegment:

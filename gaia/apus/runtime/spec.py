@@ -42,7 +42,8 @@ class GroupSpec:
     retransmit_ticks: int = 5
     batch_events: int = 64
     pin: str = "none"  # "none", "spread" (replica i on CPU i), a CPU, or "0,1,2"
-    spin: str = "auto"  # "auto" (spin when every replica has a core), "spin", "shared"
+    spin: str = "auto"  # "auto" (spin when every replica has a core), "spin", "shared",
+    # "yield" (spin, then sched_yield; never sleeps)
     timing: bool = False  # per-phase latency histograms inside the hot loop
     ring_dead_ms: int = 500  # producers fail closed when the replica is silent this long
 

@@ -10,13 +10,14 @@ replica whose process is gone is reported as down, whatever its last file says.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gaia.apus.runtime.spec import GroupSpec
 from gaia.deployment import Deployment, ReplicaInfo
+from gaia.fsutil import write_atomically
+from gaia.proc import pid_alive
 
 STATUS_FILE = "status.json"
 
@@ -36,19 +37,7 @@ class ReplicaStatus:
 
 def write_status(path: Path, status: ReplicaStatus) -> None:
     status.updated = time.time()
-    tmp = path.with_name(f"{path.name}.tmp")
-    tmp.write_text(json.dumps(asdict(status)))
-    os.replace(tmp, path)
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
+    write_atomically(path, json.dumps(asdict(status)), sync=False)
 
 
 def read_statuses(run_dir: Path, spec: GroupSpec) -> dict[int, ReplicaStatus]:
