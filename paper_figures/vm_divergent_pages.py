@@ -20,12 +20,18 @@ from paper_figures._common import save_figure, setup_style
 STEPS = ("stop", "hash", "hash_backup", "tree", "traversal", "copy", "verify", "migrate", "cont")
 
 
+def _label(rec: Any) -> str:
+    """The app, marked when APUS carried the frames and Algorithm 1's messages."""
+    return f"{rec.app} (APUS)" if rec.config.get("ordering", "local") == "apus" else rec.app
+
+
 def _main_runs(records: list[Any]) -> list[Any]:
-    """Runs that keep one connection (the per-app comparison), newest per app."""
+    """Runs that keep one connection (the per-app comparison), newest per app and frame
+    ordering."""
     latest: dict[str, Any] = {}
     for rec in sorted(records, key=lambda r: r.created):
         if not rec.config.get("reconnect", False):
-            latest[rec.app] = rec
+            latest[_label(rec)] = rec
     return list(latest.values())
 
 
@@ -34,7 +40,7 @@ def per_sync_frame(records: list[Any]) -> pd.DataFrame:
     for rec in _main_runs(records):
         for m in rec.metrics.get("syncs", []):
             if m.get("reason") == "periodic":
-                rows.append({"app": rec.app, **m})
+                rows.append({**m, "app": _label(rec)})
     return pd.DataFrame(rows)
 
 

@@ -12,9 +12,13 @@ Modules, from the bottom up:
               copy, verification (IncompleteSyncError).
 - process_backend, forkclone   the same pipeline over forked processes' memory.
 - ordering    InputOrderer (APUS agrees on inbound frames) + LocalOrderer.
+- apus_binding   the members on APUS: ApusOrderer, Algorithm 1 as APUS requests/replies,
+              the major backup outranking the standby on failover.
 - frames, switch   the frame switch: tap for clients, QEMU stream netdevs for VMs,
               output checker, backup gate, sync-on-SYN.
-- guest, qemu, qmp, sync, group   guests from Debian packages, QEMU + QMP, clone / sync /
-              standby / failover.
+- guest, guest_mariadb, guest_python   guests from Debian packages (redis, memcached,
+              mariadbd with a prepared datadir, SecantusDB on the host's CPython).
+- qemu, qmp, sync, group   QEMU + QMP, clone / sync / standby / failover.
 - runner, ycsb_infra   `invoke vm.sync-run` and `invoke ycsb --infra vm`.
+- faults      `leader_kill_run`: the leader-VM kill the fault campaigns call.
 """

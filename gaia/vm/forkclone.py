@@ -104,9 +104,7 @@ class ForkedPair:
             pid, addr, length = (int(x) for x in info.read_text().split())
             self.pids[role] = pid
             self.region = Region(addr, length)
-            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            conn.connect(str(sock))
-            self.conns[role] = conn
+            self.conns[role] = _connect_unix(sock, deadline)
 
     def send(self, role: str, command: str) -> None:
         conn = self.conns[role]
@@ -137,6 +135,21 @@ class ForkedPair:
         self.process.kill()
         for pid in self.pids.values():  # the backup is the leader's child: reap is its job
             _wait_gone(pid)
+
+
+def _connect_unix(path: Path, deadline: float) -> socket.socket:
+    """Connect once the clone listens (its socket file appears at bind, before listen)."""
+    while True:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(str(path))
+            return conn
+        except ConnectionRefusedError:
+            conn.close()
+            if time.monotonic() > deadline:
+                raise GaiaError(f"the forked clone never listened on {path}",
+                                "see forkclone.log") from None
+            time.sleep(0.01)
 
 
 def _wait_gone(pid: int, timeout: float = 5.0) -> None:

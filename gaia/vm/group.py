@@ -6,6 +6,11 @@ major backup (its RAM file + device state) plus the frames agreed since. Failove
 leader VM dies -> the major backup becomes the leader (the switch sends its frames to
 the clients); the standby is promoted to a new major backup from its checkpoint, and the
 next sync makes it an exact copy of the leader.
+
+Ordering: `ordering="apus"` runs the three members' host sides as APUS replicas
+(apus_binding.py): frames are agreed by APUS, Algorithm 1 travels as APUS requests and
+replies, and the major backup's member takes the APUS lead when the leader dies.
+`"local"` (default) agrees frames in-process and calls the backup end directly.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gaia.errors import GaiaError
+from gaia.errors import ConfigError, GaiaError
+from gaia.vm.apus_binding import ApusMembers, ApusOrderer
+from gaia.vm.channel import BackupEndpoint, WireComparisonChannel, direct_channel
 from gaia.vm.guest import Guest, build_guest
 from gaia.vm.ordering import LocalOrderer
 from gaia.vm.pagesync import Copier, SyncState, copy_pages
@@ -35,6 +42,9 @@ class StandbyImage:
     taken_at: float = field(default_factory=time.monotonic)
 
 
+ORDERINGS = ("local", "apus")  # who agrees on inbound frames and carries the sync
+
+
 class VmGroup:
     """Boot, clone, sync, checkpoint and fail over one replicated guest.
 
@@ -47,29 +57,45 @@ class VmGroup:
         self,
         run_dir: Path,
         app: str = "redis",
-        mem_mib: int = 256,
+        mem_mib: int | None = None,  # default: what the app's guest needs
         sync_on_syn: bool = True,
-        boot_timeout: float = 180.0,
+        boot_timeout: float | None = None,
         guest: Guest | None = None,
         catch_up_timeout: float = 1.0,
         standby_every: int = 0,
+        ordering: str = "local",
     ) -> None:
+        if ordering not in ORDERINGS:
+            raise ConfigError(f"unknown frame ordering {ordering!r}",
+                              f"use one of {', '.join(ORDERINGS)}")
         self.run_dir = run_dir
-        self.mem_mib = mem_mib
-        self.boot_timeout = boot_timeout
         self.guest = guest or build_guest(app)
+        self.mem_mib = mem_mib or self.guest.app.mem_mib
+        self.boot_timeout = boot_timeout or self.guest.app.boot_timeout
         accel = choose_accel(self.guest)
-        self.orderer = LocalOrderer()
+        self.apus: ApusMembers | None = None
+        self.orderer: LocalOrderer | ApusOrderer = LocalOrderer()
+        self._make_channel: Callable[[BackupEndpoint], WireComparisonChannel] = direct_channel
+        if ordering == "apus":
+            self.apus = ApusMembers(Path(run_dir) / "apus").start()
+            self.orderer = ApusOrderer(self.apus)
+            self._make_channel = self.apus.channel
         self._sync_lock = threading.RLock()
         self._syn_event = threading.Event()
-        self.switch = FrameSwitch(self.orderer, sync_on_syn, self._syn_event.set)
-        self.spec = VmSpec(self.guest, self.switch.guest_cidr, mem_mib, accel=accel)
+        try:
+            self.switch = FrameSwitch(self.orderer, sync_on_syn, self._syn_event.set)
+        except BaseException:
+            self._stop_apus()
+            raise
+        self.spec = VmSpec(self.guest, self.switch.guest_cidr, self.mem_mib, accel=accel)
         self.leader: QemuVM | None = None
         self.backup: QemuVM | None = None
         self.standby: StandbyImage | None = None
         self.state: SyncState | None = None
         self.records: list[VmSyncRecord] = []
         self.last_catch_up_ms = 0.0
+        self.last_kill, self.last_kill_ns = 0.0, 0  # when fail_leader() last killed
+        self.syn_errors: list[str] = []
         self.catch_up_timeout = catch_up_timeout
         self.standby_every = standby_every  # checkpoint for the standby every N syncs
         self._spare: QemuVM | None = None
@@ -168,6 +194,7 @@ class VmGroup:
                     measure_full_diff=measure_full_diff,
                     reason=reason,
                     before_resume=before_resume,
+                    make_channel=self._make_channel,
                 )
             except BaseException:
                 fresh.kill()
@@ -188,6 +215,8 @@ class VmGroup:
             self._prepare_spare()
             if self.standby_every and len(self.records) % self.standby_every == 0:
                 self.checkpoint_standby()
+            elif self.standby is None:  # no checkpoint to replay from: keep no frames
+                self.orderer.truncate(self.orderer.agreed)
             return record
 
     # -- the pre-started backup QEMU ------------------------------------------------------
@@ -233,8 +262,11 @@ class VmGroup:
         while not self._closed.is_set():
             if self._syn_event.wait(0.2):
                 self._syn_event.clear()
-                if self.leader is not None and self.backup is not None:
+                try:
                     self.sync(reason="syn")
+                except GaiaError as exc:  # no backup now, or a refused sync: inputs flow
+                    self.syn_errors.append(exc.one_line())
+                    self.switch.release()
 
     # -- standby -------------------------------------------------------------------------
     def checkpoint_standby(self) -> StandbyImage:
@@ -249,7 +281,7 @@ class VmGroup:
                 state_file = self.run_dir / "standby.state"
                 _save_state(self.backup, state_file)
                 position = self.orderer.agreed
-                self.backup.execute("cont")
+                self.backup.resume()
             finally:
                 self.switch.release()
             self.orderer.truncate(position)
@@ -274,6 +306,8 @@ class VmGroup:
                 self.switch.attach("backup", vm.name)
             finally:
                 self.switch.release()
+            if self.apus is not None:  # its member executes now; a new standby joins
+                self.apus.promote_standby()
             self.backup = vm
             self.state = SyncState.unknown(ram_store(ram).n_pages)
             self._prepare_spare()
@@ -285,8 +319,11 @@ class VmGroup:
         with self._sync_lock:
             assert self.leader is not None and self.backup is not None
             start = time.monotonic()
+            self.last_kill, self.last_kill_ns = start, time.monotonic_ns()
             self.leader.kill()
             self.switch.promote_backup()
+            if self.apus is not None:  # its host side dies too: the major's member leads
+                self.apus.fail_leader()
             self.leader, self.backup = self.backup, None
             self.state = None  # a promoted standby starts with SyncState.unknown
             took = time.monotonic() - start
@@ -302,10 +339,18 @@ class VmGroup:
             if vm is not None:
                 vm.kill()
         self.switch.close()
+        self._stop_apus()
         for ram in self._rams:
             ram.remove()
         if self.standby is not None:
             self.standby.ram.remove()
+
+    def _stop_apus(self) -> None:
+        if self.apus is not None:
+            if isinstance(self.orderer, ApusOrderer):
+                self.orderer.close()
+            self.apus.stop()
+            self.apus = None
 
     def __enter__(self) -> VmGroup:
         return self

@@ -1,13 +1,17 @@
 """Build a small guest from Debian packages: a cloud kernel and an initramfs that brings
-up eth0 with a static address and starts one server (redis-server, memcached).
+up eth0 with a static address and starts one server (redis-server, memcached, mariadbd,
+or a MongoDB-wire server on CPython).
 
 Why this way: no disk image, no network beyond apt, nothing but Debian packages. The
 kernel comes from `apt-get download linux-image-<ver>-cloud-amd64` (unpacked with
 dpkg-deb -x; its virtio modules go into the initramfs), the userland is busybox-static
-plus the host's server binary and the shared libraries `ldd` names. Everything is cached
-under $GAIA_CACHE/vm (default ~/.cache/gaia/vm) keyed by content, so a second build is
-free. The guest's IP address comes from the kernel command line (`gaia.ip=`), so one
-initramfs serves every replica.
+plus the host's server binary and the shared libraries `ldd` names, plus an app's
+payload (MariaDB: message files and a prepared datadir; MongoDB: the CPython files the
+server opened when traced on the host). Everything is cached under $GAIA_CACHE/vm
+(default ~/.cache/gaia/vm) keyed by content, so a second build is free. The guest's IP
+address comes from the kernel command line (`gaia.ip=`), so one initramfs serves every
+replica. Guest files live on the rootfs (tmpfs): a server's data is in guest RAM, which
+is what the page sync replicates.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gaia.errors import GaiaError, MissingBinaryError
+from gaia.vm import guest_mariadb, guest_python
 
 BUSYBOX = Path("/bin/busybox")
 KERNEL_MODULES = ("virtio_pci", "virtio_net")  # and their dependencies
@@ -37,6 +42,12 @@ def cache_dir() -> Path:
     return root / "vm"
 
 
+Progress = Callable[[str], None]
+# (host path, guest path) pairs an app adds to the initramfs (a host directory makes an
+# empty guest directory); computed at build time, so it may build and cache things.
+Payload = Callable[[Progress], list[tuple[Path, str]]]
+
+
 @dataclass(frozen=True)
 class GuestApp:
     """A server the guest runs: binary on the host, its Debian package, how to start it."""
@@ -47,6 +58,12 @@ class GuestApp:
     port: int
     start: str  # shell line run in the guest, in the background
     files: dict[str, str] = field(default_factory=dict)  # guest path -> content
+    payload: Payload | None = None
+    mem_mib: int = 256  # guest RAM the app needs (initramfs + server)
+    boot_timeout: float = 180.0  # seconds until READY under TCG on a busy 2-core host
+    # YCSB binding properties the guest implies ({host}/{port} are filled in)
+    client_props: dict[str, str] = field(default_factory=dict)
+    cpu: str = ""  # QEMU CPU model under TCG ("" = QEMU's default)
 
 
 APPS: dict[str, GuestApp] = {
@@ -57,6 +74,9 @@ APPS: dict[str, GuestApp] = {
         6379,
         "redis-server --bind 0.0.0.0 --protected-mode no --save '' --appendonly no "
         "--enable-debug-command yes --daemonize no --logfile '' >/dev/null 2>&1 &",
+        # A sync holds inputs for up to ~1 s (longer on a loaded host): Jedis's 2 s
+        # default timeout would turn a sync into a client error.
+        client_props={"redis.timeout": "30000"},
     ),
     "memcached": GuestApp(
         "memcached",
@@ -65,7 +85,44 @@ APPS: dict[str, GuestApp] = {
         11211,
         "memcached -u root -l 0.0.0.0 -p 11211 -t 1 -m 64 >/dev/null 2>&1 &",
     ),
+    "mariadb": GuestApp(
+        "mariadb",
+        "/usr/sbin/mariadbd",
+        "mariadb-server",
+        3306,
+        f"mkdir -p /run; mariadbd {' '.join(guest_mariadb.server_args())} "
+        ">/dev/console 2>&1 &",
+        payload=guest_mariadb.payload,
+        mem_mib=320,
+        boot_timeout=300.0,
+        client_props={
+            "db.user": guest_mariadb.BENCH_USER,
+            "db.passwd": "",
+            "db.url": f"jdbc:mysql://{{host}}:{{port}}/{guest_mariadb.DATABASE}",
+        },
+    ),
+    "mongodb": GuestApp(
+        "mongodb",
+        str(guest_python.VENV_PYTHON),
+        "secantusdb (PyPI)",
+        27017,
+        f"{guest_python.start_line()} >/dev/console 2>&1 &",
+        files={guest_python.CONFIG: "# GAIA passes every setting on the command line\n"},
+        payload=guest_python.payload,
+        mem_mib=guest_python.MEM_MIB,
+        # a SYN sync holds a new connection's first reply; pymongo's 2 s server
+        # selection can run out on a busy host (honoured once the binding reads URL
+        # options, as YCSB's Java binding does)
+        client_props={"mongodb.url": "mongodb://{host}:{port}/ycsb?serverSelectionTimeoutMS=30000"},
+        boot_timeout=420.0,
+        cpu="max",
+    ),
 }
+
+
+def binding_props(name: str, host: str, port: int) -> dict[str, str]:
+    """The YCSB binding properties for app `name`'s guest reached at host:port."""
+    return {k: v.format(host=host, port=port) for k, v in app(name).client_props.items()}
 
 
 def app(name: str) -> GuestApp:
@@ -189,12 +246,12 @@ class Cpio:
         self.ino = 1
         self.seen: set[str] = set()
 
-    def _entry(self, name: str, mode: int, data: bytes = b"") -> None:
+    def _entry(self, name: str, mode: int, data: bytes = b"", mtime: int = 0) -> None:
         name = name.lstrip("/")
         if name in self.seen:
             return
         self.seen.add(name)
-        fields = [self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name) + 1, 0]
+        fields = [self.ino, mode, 0, 0, 1, mtime, len(data), 0, 0, 0, 0, len(name) + 1, 0]
         self.ino += 1
         self.buf.write(b"070701" + b"".join(b"%08X" % f for f in fields))
         self.buf.write(name.encode() + b"\0")
@@ -207,19 +264,22 @@ class Cpio:
         for i in range(1, len(parts) + 1):
             self._entry("/".join(parts[:i]), 0o040755)
 
-    def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
+    def file(self, name: str, data: bytes, mode: int = 0o644, mtime: int = 0) -> None:
         self.directory(str(Path(name).parent))
-        self._entry(name, 0o100000 | mode, data)
+        self._entry(name, 0o100000 | mode, data, mtime)
 
     def symlink(self, name: str, target: str) -> None:
         self.directory(str(Path(name).parent))
         self._entry(name, 0o120777, target.encode())
 
-    def host_file(self, path: Path, guest_path: str | None = None) -> None:
-        """Copy a host file (following symlinks: libraries are usually links)."""
+    def host_file(self, path: Path, guest_path: str | None = None, keep_mtime: bool = False) -> None:
+        """Copy a host file (following symlinks: libraries are usually links). With
+        `keep_mtime` the guest file keeps the host's mtime (CPython trusts a compiled
+        module only when its source's mtime matches the one recorded in it)."""
         real = path.resolve()
-        mode = real.stat().st_mode & 0o777
-        self.file(guest_path or str(path), real.read_bytes(), mode)
+        st = real.stat()
+        mtime = int(st.st_mtime) if keep_mtime else 0
+        self.file(guest_path or str(path), real.read_bytes(), st.st_mode & 0o777, mtime)
 
     def finish(self) -> bytes:
         self._entry("TRAILER!!!", 0)
@@ -260,7 +320,14 @@ while true; do sleep 3600; done
 """
 
 
-def build_initramfs(guest_app: GuestApp, modules: list[Path]) -> bytes:
+def _is_elf(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
+def build_initramfs(
+    guest_app: GuestApp, modules: list[Path], payload: list[tuple[Path, str]] = ()
+) -> bytes:
     binary = Path(guest_app.binary)
     if not binary.exists():
         raise MissingBinaryError(guest_app.binary, guest_app.package)
@@ -277,15 +344,27 @@ def build_initramfs(guest_app: GuestApp, modules: list[Path]) -> bytes:
     archive.host_file(binary)
     for lib in shared_libraries(binary):
         archive.host_file(lib)
+    for host, guest_path in payload:
+        if host.is_dir():
+            archive.directory(guest_path)
+            continue
+        archive.host_file(host, guest_path, keep_mtime=True)
+        if (host.suffix == ".so" or ".so." in host.name) and _is_elf(host):
+            for lib in shared_libraries(host):  # an extension module's libraries
+                archive.host_file(lib)
     for guest_path, content in guest_app.files.items():
         archive.file(guest_path, content.encode())
     archive.file("/init", init_script(guest_app, [m.name for m in modules]).encode(), 0o755)
     return gzip.compress(archive.finish(), compresslevel=1, mtime=0)
 
 
-def _fingerprint(guest_app: GuestApp, kernel: Path, modules: list[Path]) -> str:
+def _fingerprint(
+    guest_app: GuestApp, kernel: Path, modules: list[Path], payload: list[tuple[Path, str]]
+) -> str:
     h = hashlib.sha256()
-    for p in [Path(guest_app.binary), BUSYBOX, kernel, *modules]:
+    if payload:
+        h.update(repr([guest for _, guest in payload]).encode())
+    for p in [Path(guest_app.binary), BUSYBOX, kernel, *modules, *(host for host, _ in payload)]:
         st = p.stat() if p.exists() else None
         h.update(f"{p}:{st.st_size if st else 0}:{st.st_mtime_ns if st else 0}".encode())
     h.update(init_script(guest_app, [m.name for m in modules]).encode())
@@ -293,23 +372,19 @@ def _fingerprint(guest_app: GuestApp, kernel: Path, modules: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def build_guest(
-    app_name: str = "redis", progress: Callable[[str], None] = lambda msg: None
-) -> Guest:
+def build_guest(app_name: str = "redis", progress: Progress = lambda msg: None) -> Guest:
     """Kernel + initramfs for `app_name`, from the cache when already built."""
     guest_app = app(app_name)
     if not Path(guest_app.binary).exists():
         raise MissingBinaryError(guest_app.binary, guest_app.package)
     kernel, modules = fetch_kernel(progress=progress)
-    initrd = (
-        cache_dir()
-        / "initramfs"
-        / f"{guest_app.name}-{_fingerprint(guest_app, kernel, modules)}.cpio.gz"
-    )
+    payload = guest_app.payload(progress) if guest_app.payload else []
+    key = _fingerprint(guest_app, kernel, modules, payload)
+    initrd = cache_dir() / "initramfs" / f"{guest_app.name}-{key}.cpio.gz"
     if not initrd.exists():
         progress(f"initramfs for {guest_app.name}")
         initrd.parent.mkdir(parents=True, exist_ok=True)
         tmp = initrd.with_suffix(".tmp")
-        tmp.write_bytes(build_initramfs(guest_app, modules))
+        tmp.write_bytes(build_initramfs(guest_app, modules, payload))
         tmp.replace(initrd)
     return Guest(kernel, initrd, guest_app)

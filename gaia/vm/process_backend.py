@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -149,10 +150,13 @@ def paused(*pids: int) -> Iterator[None]:
                 pass
 
 
-def _wait_stopped(pid: int, tries: int = 1000) -> None:
-    for _ in range(tries):
+def _wait_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Until the kernel shows the process stopped (a busy host may take milliseconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0]
         if state in "Tt":
             return
-        os.sched_yield()
-    raise GaiaError(f"process {pid} did not stop on SIGSTOP", "check it is not traced")
+        if time.monotonic() > deadline:
+            raise GaiaError(f"process {pid} did not stop on SIGSTOP", "check it is not traced")
+        time.sleep(0.0002)

@@ -22,7 +22,7 @@ import numpy as np
 from gaia import proc
 from gaia.errors import GaiaError, MissingBinaryError
 from gaia.vm.guest import NET_MARK, READY_MARK, Guest
-from gaia.vm.qmp import Qmp
+from gaia.vm.qmp import Qmp, QmpError
 from gaia.vm.switch import GUEST_MAC
 
 QEMU = "qemu-system-x86_64"
@@ -126,6 +126,7 @@ class QemuVM:
             "pc,memory-backend=ram",
             "-accel",
             s.accel,
+            *self._cpu_args(),
             "-m",
             f"{s.mem_mib}M",
             "-smp",
@@ -160,6 +161,15 @@ class QemuVM:
         if self.incoming:
             argv += ["-S", "-incoming", "defer"]
         return argv
+
+    def _cpu_args(self) -> list[str]:
+        """The guest app's CPU model under TCG (numpy 2 needs x86-64-v2, which QEMU's
+        default qemu64 model lacks: its extension modules die of SIGILL); the host's
+        CPU under KVM. Leader and backups share the spec, so migrations see one model."""
+        model = self.spec.guest.app.cpu
+        if not model:
+            return []
+        return ["-cpu", "host" if self.spec.accel == "kvm" else model]
 
     def start(self, timeout: float = 60.0) -> QemuVM:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -203,6 +213,19 @@ class QemuVM:
     def execute(self, command: str, **args):
         assert self.qmp is not None, "VM not started"
         return self.qmp.execute(command, **args)
+
+    def resume(self, timeout: float = 10.0) -> None:
+        """`cont`, retried while QEMU still finalises a just-completed migration (it
+        answers "Migration is not finalized yet" for a moment after `completed`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.execute("cont")
+                return
+            except QmpError as exc:
+                if "not finalized" not in exc.problem or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.002)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.alive()

@@ -3,8 +3,9 @@ operations; one row per sync (page counts, bytes per strategy, the leader's paus
 step) and one result record (experiment "vm_sync").
 
 The load: `records` keys loaded first, then per sync K operations, half reads and half
-updates of one 100-byte field, keys drawn from a zipfian (YCSB's workload A shape; the
-faithful YCSB driver lives in `workloads/` and drives the VM through `--infra vm`).
+updates of one 100-byte field, keys drawn from a zipfian (YCSB's workload A shape),
+sent through the app's YCSB binding (same schema as a YCSB run; the faithful YCSB
+driver lives in `workloads/` and drives the VM through `--infra vm`).
 With `reconnect=True` every batch opens a new connection, which is what makes the
 sync-on-SYN choice matter.
 """
@@ -15,18 +16,20 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from rich.table import Table
 
 from analysis.records import ResultRecord
-from gaia.errors import ConfigError
+from gaia.errors import ConfigError, GaiaError
 from gaia.vm.group import VmGroup
+from gaia.vm.guest import binding_props
 from gaia.vm.sync import VmSyncRecord
+from workloads.measurements import Status
 
 FIELDS = 10
 FIELD_BYTES = 100
+TABLE = "usertable"
 
 
 @dataclass
@@ -35,11 +38,12 @@ class SyncRunConfig:
     syncs: int = 5
     ops_per_sync: int = 1000
     records: int = 1000
-    mem_mib: int = 256
+    mem_mib: int | None = None  # default: what the app's guest needs
     sync_on_syn: bool = True
     reconnect: bool = False
     full_diff: bool = True
     seed: int = 1
+    ordering: str = "local"  # "apus": frames and Algorithm 1's messages through APUS
 
     def check(self) -> None:
         if self.syncs < 1 or self.ops_per_sync < 0 or self.records < 1:
@@ -47,49 +51,38 @@ class SyncRunConfig:
                 f"bad sync-run sizes (syncs={self.syncs}, ops={self.ops_per_sync}, "
                 f"records={self.records})", "use syncs >= 1, ops >= 0, records >= 1",
             )
-        if self.mem_mib < 128:
+        if self.mem_mib is not None and self.mem_mib < 128:
             raise ConfigError(f"{self.mem_mib} MiB is too little guest RAM", "use >= 128")
 
 
 class _Client:
-    """Reads and one-field updates for the two guest apps, over a fresh connection."""
+    """Reads and one-field updates through the app's YCSB binding, on one connection
+    (a binding error is a failed run here: a sync must never cost a client an op)."""
 
     def __init__(self, app: str, host: str, port: int) -> None:
-        self.app = app
-        if app == "redis":
-            import redis
+        from workloads.bindings import open_binding
+        from workloads.bindings.endpoint import Endpoint
 
-            self.conn: Any = redis.Redis(host=host, port=port, socket_timeout=120)
-            self.conn.ping()
-        else:
-            from pymemcache.client.base import Client
+        self.db = open_binding(app, Endpoint(host, port), binding_props(app, host, port))
+        self.db.prepare_load(TABLE, [f"field{i}" for i in range(FIELDS)])
 
-            # noreply off: each write waits for STORED, as YCSB does (and the sync can
-            # tell from the replies when the backup has executed every write)
-            self.conn = Client((host, port), timeout=120, connect_timeout=120,
-                               default_noreply=False)
-            self.conn.version()
+    def _check(self, status: Status, what: str, key: str) -> None:
+        if not status.ok:
+            raise GaiaError(f"{what} {key} failed in the guest: {status} {self.db.errors[-1:]}",
+                            "see the VM run directory's console logs")
 
     def insert(self, key: str, value: bytes) -> None:
-        if self.app == "redis":
-            self.conn.hset(key, mapping={f"field{i}": value for i in range(FIELDS)})
-        else:
-            self.conn.set(key, value * FIELDS)
+        values = {f"field{i}": value for i in range(FIELDS)}
+        self._check(self.db.insert(TABLE, key, values), "insert", key)
 
     def update(self, key: str, field: int, value: bytes) -> None:
-        if self.app == "redis":
-            self.conn.hset(key, f"field{field}", value)
-        else:
-            self.conn.set(key, value * FIELDS)
+        self._check(self.db.update(TABLE, key, {f"field{field}": value}), "update", key)
 
     def read(self, key: str) -> None:
-        if self.app == "redis":
-            self.conn.hgetall(key)
-        else:
-            self.conn.get(key)
+        self._check(self.db.read(TABLE, key, None)[0], "read", key)
 
     def close(self) -> None:
-        self.conn.close()
+        self.db.cleanup()
 
 
 def _ops(client: _Client, rng: np.random.Generator, n: int, records: int) -> None:
@@ -138,7 +131,8 @@ def run_sync_run(
     cfg.check()
     rng = np.random.default_rng(cfg.seed)
     progress(f"booting the {cfg.app} guest and cloning it")
-    with VmGroup(run_dir, app=cfg.app, mem_mib=cfg.mem_mib, sync_on_syn=cfg.sync_on_syn) as group:
+    with VmGroup(run_dir, app=cfg.app, mem_mib=cfg.mem_mib, sync_on_syn=cfg.sync_on_syn,
+                 ordering=cfg.ordering) as group:
         started = time.monotonic()
         group.start()
         boot_s = time.monotonic() - started

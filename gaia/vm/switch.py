@@ -97,6 +97,8 @@ class SwitchStats:
     held_max: int = 0
     syn_syncs: int = 0
     catchup_timeouts: int = 0
+    unordered: int = 0  # inbound frames the orderer failed to agree on (dropped)
+    last_order_error: str = ""
 
 
 class _VmLink:
@@ -333,7 +335,13 @@ class FrameSwitch:
             self._gate_leader = None
 
     def _inbound(self, frame: bytes) -> None:
-        self.orderer.order(frame)
+        try:
+            self.orderer.order(frame)
+        except GaiaError as exc:  # not agreed: deliver it to no VM (the client's TCP
+            with self._lock:     # retransmits), and keep switching the other frames
+                self.stats.unordered += 1
+                self.stats.last_order_error = exc.one_line()
+            return
         seg = parse_tcp(frame)
         with self._lock:
             if seg is not None:
@@ -356,7 +364,8 @@ class FrameSwitch:
             if seg is not None and role is not None:
                 self.gate.outbound("backup" if vm_name == self._gated_vm() else role, seg)
             if role == "leader":
-                if self.sync_on_syn and is_syn_ack(seg):
+                # no backup (after a failover, until a promotion): nothing to sync with
+                if self.sync_on_syn and is_syn_ack(seg) and "backup" in self.targets:
                     if self._held is None:
                         self._held = []
                     self.stats.syn_syncs += 1

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from gaia.errors import GaiaError
+from gaia.vm.channel import BackupEndpoint, WireComparisonChannel, direct_channel
 from gaia.vm.hashing import PAGE_SIZE
 from gaia.vm.pagesync import (
     ArrayStore,
@@ -97,8 +98,8 @@ def clone_vm(leader: QemuVM, backup: QemuVM, boot_timeout: float = 60.0) -> dict
     with t.step("migrate"):
         migrate_state(leader, backup, backup.run_dir / f"{backup.name}.migrate.sock")
     with t.step("cont"):
-        leader.execute("cont")
-        backup.execute("cont")
+        leader.resume()
+        backup.resume()
     return t.ms
 
 
@@ -154,6 +155,7 @@ def sync_vms(
     measure_full_diff: bool = False,
     reason: str = "periodic",
     before_resume: Callable[[RamFile, RamFile], None] | None = None,
+    make_channel: Callable[[BackupEndpoint], WireComparisonChannel] = direct_channel,
 ) -> VmSyncRecord:
     """One sync: `fresh` (started with incoming=True on backup.ram) replaces `backup`.
 
@@ -161,7 +163,8 @@ def sync_vms(
     is in flight to either VM. On IncompleteSyncError the leader is resumed, the backup
     and `fresh` are left paused (not resumed as if exact) for the caller to discard.
     `before_resume(leader_ram, backup_ram)` runs while both are still paused, after the
-    verification (tests compare the files byte for byte there); not counted in the pause."""
+    verification (tests compare the files byte for byte there); not counted in the pause.
+    `make_channel` carries Algorithm 1's messages (direct, or APUS requests/replies)."""
     if fresh.ram.path != backup.ram.path:
         raise GaiaError("the fresh backup QEMU must map the backup's RAM file", "")
     if switch_hold is not None:
@@ -172,7 +175,8 @@ def sync_vms(
         leader.execute("stop")
         backup.execute("stop")
     try:
-        outcome = sync_pages(ram_store(leader.ram), ram_store(backup.ram), state, t, copier=copier)
+        outcome = sync_pages(ram_store(leader.ram), ram_store(backup.ram), state, t,
+                             copier=copier, make_channel=make_channel)
     except GaiaError:
         leader.execute("cont")
         raise
@@ -183,7 +187,7 @@ def sync_vms(
     with t.step("migrate"):
         info = migrate_state(leader, fresh, fresh.run_dir / f"{fresh.name}.migrate.sock")
     with t.step("cont"):
-        leader.execute("cont")
+        leader.resume()
     pause_ms = (time.perf_counter_ns() - pause_start) / 1e6
     diff_ms = full_file_diff_ms(leader.ram, backup.ram) if measure_full_diff else None
     backup.kill()

@@ -4,7 +4,7 @@ backup, synced periodically), reached at one fixed address through the frame swi
 The guest address never changes on failover (the promoted backup has the same IP and
 MAC and the switch forwards its frames), so the bindings use a fixed endpoint.
 Options (InfraOptions.extra): `vm_sync_interval` seconds between syncs (default 1.0),
-`vm_mem_mib` (default 256). The syncs made during the run land in Target.details.
+`vm_mem_mib` (default: what the app's guest needs). The syncs made during the run land in Target.details.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from gaia.paths import new_run_dir
 from gaia.vm.group import VmGroup
+from gaia.vm.guest import binding_props
 from workloads.bindings.endpoint import Endpoint
 from workloads.infra import InfraOptions, Target
 
@@ -50,7 +51,8 @@ class PeriodicSync:
 def provide(app: str, options: InfraOptions) -> Iterator[Target]:
     run_dir = Path(options.run_dir) if options.run_dir else new_run_dir("vm")
     interval = float(options.extra.get("vm_sync_interval", 1.0))
-    mem = int(options.extra.get("vm_mem_mib", 256))
+    mem = options.extra.get("vm_mem_mib")
+    mem = int(mem) if mem else None
     with VmGroup(run_dir, app=app, mem_mib=mem) as group:
         group.start()
         syncer = PeriodicSync(group, interval)
@@ -58,9 +60,7 @@ def provide(app: str, options: InfraOptions) -> Iterator[Target]:
         details: dict[str, Any] = {"run_dir": str(run_dir), "accel": group.spec.accel,
                                    "sync_interval_s": interval}
         try:
-            # A sync holds inputs for up to ~1 s (longer on a loaded host): Jedis's 2 s
-            # default timeout would turn a sync into a client error.
-            props = {"redis.timeout": "30000"} if app == "redis" else {}
+            props = binding_props(app, host, port)
             yield Target(Endpoint(host, port), app, "vm", props=props, details=details)
         finally:
             syncer.stop()

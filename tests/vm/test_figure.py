@@ -8,7 +8,7 @@ from paper_figures.vm_divergent_pages import FIGURE, per_sync_frame
 STEP_KEYS = ("stop", "hash", "hash_backup", "tree", "traversal", "copy", "verify", "migrate", "cont")
 
 
-def _record(app: str, reconnect: bool = False) -> ResultRecord:
+def _record(app: str, reconnect: bool = False, ordering: str = "local") -> ResultRecord:
     syncs = []
     for i in range(3):
         m = {"reason": "periodic", "index": i, "dirty_leader": 500 + i, "dirty_backup": 510,
@@ -19,13 +19,14 @@ def _record(app: str, reconnect: bool = False) -> ResultRecord:
         syncs.append(m)
     syncs.append({**syncs[0], "reason": "syn"})  # not a periodic sync: not plotted
     return ResultRecord(experiment="vm_sync", infra="vm", app=app,
-                        config={"reconnect": reconnect}, metrics={"syncs": syncs})
+                        config={"reconnect": reconnect, "ordering": ordering}, metrics={"syncs": syncs})
 
 
 def test_render_and_measured(tmp_path) -> None:
-    records = [_record("redis"), _record("memcached"), _record("redis", reconnect=True)]
+    records = [_record("redis"), _record("memcached"), _record("redis", reconnect=True),
+               _record("redis", ordering="apus")]
     frame = per_sync_frame(records)
-    assert len(frame) == 6 and set(frame["app"]) == {"redis", "memcached"}
+    assert len(frame) == 9 and set(frame["app"]) == {"redis", "memcached", "redis (APUS)"}
     paths = FIGURE.render(records, tmp_path)
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gaia.errors import GaiaError
 from gaia.vm.ordering import LocalOrderer
 from gaia.vm.switch import GUEST_MAC, FrameSwitch
 
@@ -55,9 +56,18 @@ class FakeVm:
         self.sock.sendall(struct.pack("!I", len(frame)) + frame)
 
 
+class RefusingOrderer(LocalOrderer):
+    """Fails to agree on frames that carry b"refuse" (APUS without a majority, say)."""
+
+    def order(self, frame: bytes) -> int:
+        if b"refuse" in frame:
+            raise GaiaError("proposal not committed", "")
+        return super().order(frame)
+
+
 @pytest.fixture
 def rig():
-    orderer = LocalOrderer()
+    orderer = RefusingOrderer()
     switch = FrameSwitch(orderer)
     subprocess.run(
         ["ip", "neigh", "replace", switch.guest_ip, "lladdr", GUEST_MAC, "dev", switch.tap_name],
@@ -129,3 +139,12 @@ def test_leader_frames_reach_the_client_backup_frames_do_not(rig) -> None:
     vms["backup"].send(reply(b"new-leader"))
     client.settimeout(2)
     assert client.recvfrom(100)[0] == b"new-leader"
+
+
+def test_a_frame_the_orderer_refuses_reaches_no_vm_and_switching_goes_on(rig) -> None:
+    switch, _, vms, client = rig
+    for payload in (b"refuse-1", b"after"):
+        client.sendto(payload, (switch.guest_ip, 9999))
+    for vm in vms.values():
+        assert _payloads(vm.frames()) == [b"after"]
+    assert switch.stats.unordered == 1 and "not committed" in switch.stats.last_order_error

@@ -1,5 +1,7 @@
 """Heavier VM runs (marked `vm`, run by `invoke vm.test` / `-m vm`): several syncs under
-load, failover, the standby, sync on connection open, an incomplete sync refused."""
+load, failover, the standby, sync on connection open, an incomplete sync refused. The
+group tests run twice: frames agreed in-process ("local") and by APUS ("apus": the three
+members are APUS replicas, Algorithm 1 travels as APUS requests and replies)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,11 @@ from gaia.vm.pagesync import IncompleteSyncError, copy_pages
 from .test_vm_smoke import wait_for
 
 pytestmark = pytest.mark.vm
+
+
+@pytest.fixture(params=["local", "apus"])
+def ordering(request) -> str:
+    return request.param
 
 
 def _client(group: VmGroup) -> redis.Redis:
@@ -43,8 +50,8 @@ def _identical(store: list[bool]):
     return lambda a, b: store.append(np.array_equal(a.array(), b.array()))
 
 
-def test_several_syncs_under_concurrent_load(redis_guest, run_dir) -> None:
-    with VmGroup(run_dir, guest=redis_guest) as group:
+def test_several_syncs_under_concurrent_load(redis_guest, run_dir, ordering) -> None:
+    with VmGroup(run_dir, guest=redis_guest, ordering=ordering) as group:
         group.start()
         clients = [_client(group), _client(group)]
         group.sync()  # both connections now exist in the backup too
@@ -66,8 +73,8 @@ def test_several_syncs_under_concurrent_load(redis_guest, run_dir) -> None:
         assert group.switch.checker.matched_bytes >= 600 * 5
 
 
-def test_failover_serves_the_same_data_within_5_s(redis_guest, run_dir) -> None:
-    with VmGroup(run_dir, guest=redis_guest) as group:
+def test_failover_serves_the_same_data_within_5_s(redis_guest, run_dir, ordering) -> None:
+    with VmGroup(run_dir, guest=redis_guest, ordering=ordering) as group:
         client = _running(group)
         _load(client, 400, 1)
         digest = client.execute_command("DEBUG", "DIGEST")
@@ -79,10 +86,12 @@ def test_failover_serves_the_same_data_within_5_s(redis_guest, run_dir) -> None:
         assert client.dbsize() == keys
         client.set("after-failover", 1)
         assert client.get("after-failover") == b"1"
+        if ordering == "apus":  # the serving VM's member leads APUS, not the standby's
+            assert group.apus is not None and group.apus.leader_id == group.apus.serving
 
 
-def test_standby_promotion_then_sync_is_exact(redis_guest, run_dir) -> None:
-    with VmGroup(run_dir, guest=redis_guest, standby_every=1) as group:
+def test_standby_promotion_then_sync_is_exact(redis_guest, run_dir, ordering) -> None:
+    with VmGroup(run_dir, guest=redis_guest, standby_every=1, ordering=ordering) as group:
         client = _running(group)
         _load(client, 200, 2)
         group.sync()  # standby_every=1: the standby checkpoints the backup after it
@@ -149,12 +158,13 @@ def test_sync_run_memcached_records_every_step(tmp_path) -> None:
     assert record.metrics["output_mismatched_bytes"] == 0
 
 
-def test_ycsb_drives_the_replicated_guest(tmp_path) -> None:
+@pytest.mark.parametrize("app", ["redis", "mariadb"])
+def test_ycsb_drives_the_replicated_guest(tmp_path, app) -> None:
     from workloads import infra
     from workloads.ycsb import YcsbOptions, run_ycsb
 
     infra.register("vm", "gaia.vm.ycsb_infra:provide")
-    outcome = run_ycsb(YcsbOptions(app="redis", workload="a", infra="vm", records=300,
+    outcome = run_ycsb(YcsbOptions(app=app, workload="a", infra="vm", records=300,
                                    ops=600, save=False, status=False))
     assert outcome.load is not None and outcome.run is not None
     assert outcome.load.operations == 300 and outcome.run.operations == 600

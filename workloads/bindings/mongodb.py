@@ -26,6 +26,13 @@ DEFAULT_URL = "mongodb://localhost:27017/ycsb?w=1"
 DEFAULT_DATABASE = "ycsb"
 
 
+def timeout_ms_from_url(url: str | None, option: str, default: int) -> int:
+    """A `...TimeoutMS=N` option of a mongodb:// URL's query (Java passes the URL, and
+    with it these options, to the driver), else `default`."""
+    match = re.search(rf"[?&]{option}=(\d+)", url or "", re.IGNORECASE)
+    return int(match.group(1)) if match else default
+
+
 def database_from_url(url: str | None) -> str:
     """The database named in a mongodb:// URL, unless absent or `admin` (Java's rule)."""
     if not url:
@@ -42,13 +49,14 @@ class MongoDB(DB):
 
     def _connect(self, host: str, port: int) -> None:
         self.upsert = prop(self.props, "mongodb.upsert", "false").lower() == "true"
+        url = self.props.get("mongodb.url")
         self.client = pymongo.MongoClient(
             host=host,
             port=port,
             w=1,
             directConnection=True,
-            serverSelectionTimeoutMS=2000,
-            connectTimeoutMS=5000,
+            serverSelectionTimeoutMS=timeout_ms_from_url(url, "serverSelectionTimeoutMS", 2000),
+            connectTimeoutMS=timeout_ms_from_url(url, "connectTimeoutMS", 5000),
         )
         self.client.admin.command("ping")
         self.db = self.client[database_from_url(self.props.get("mongodb.url"))]
