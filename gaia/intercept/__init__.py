@@ -10,6 +10,8 @@ feed.py           what a backup consumes: CommittedLog / CommittedFeed protocols
 shmlog.py         a committed log in shared memory (tests, single-host runs).
 local_commit.py   the replica side without consensus: ring -> ShmLog, in order.
 replayer.py       feeds a backup's server one committed event at a time.
+trust.py          a process's own (read-only) connections to a backup's server: the shim
+                  runs a backup's input only from trusted local peers.
 checker.py        compares per-connection output hashes across replicas.
 local_group.py    all of it wired on one host (leader + backups) for tests and demos.
 guard.py          checkpoints of a backup's server, log truncation, recovery of a replica

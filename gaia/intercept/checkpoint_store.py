@@ -30,6 +30,7 @@ from pathlib import Path
 import xxhash
 
 from gaia.errors import GaiaError
+from gaia.fsutil import write_atomically
 from gaia.intercept.guard_session import Session
 
 MANIFEST = "manifest.json"
@@ -100,20 +101,6 @@ def tree_checksum(path: Path) -> tuple[str, int]:
                 hasher.update(chunk)
         total += size
     return hasher.hexdigest(), total
-
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class CheckpointStore:

@@ -71,6 +71,13 @@
  * log_conn_id is the connection's id in the log: the shim's own conn_id on the replica
  * that accepted it as leader; on a backup the replayer writes the leader's conn_id
  * (it finds its own connection by peer_port, the replayer socket's local port).
+ * Who may give a server input (the shim fails a read closed with EIO otherwise):
+ *  - a connection accepted while LEADER: only while the ring says LEADER in the view it
+ *    was accepted in (a deposed or paused leader's clients never run unreplicated);
+ *  - a connection accepted while BACKUP: only if a local trusted peer set
+ *    GAIA_CONN_TRUSTED on its entry (found by peer_port) before sending — the
+ *    replayer, the agent's digest/snapshot clients, read-only checks; while LEADER it
+ *    may only end (its CLOSE is proposed), never give input that has no OPEN in the log.
  * A backup's input delivery (replayer, one event at a time):
  *    replayer: ev_index = log index, ev_start = bytes sent so far on that connection
  *              (release); send the event's bytes (a GAIA_EV_MORE chain as one send);
@@ -144,6 +151,8 @@
 /* gaia_conn.flags */
 #define GAIA_CONN_INPUT_SEEN 1u   /* hashing started (first input arrived) */
 #define GAIA_CONN_CLOSE_SENT 2u   /* a CLOSE event was proposed for it (leader) */
+#define GAIA_CONN_TRUSTED 4u      /* set by a local trusted peer (the replayer, the agent)
+                                     before it sends: its input may run on a backup */
 
 /* Header: each hot word on its own 64-byte cache line. */
 struct gaia_ring_header {

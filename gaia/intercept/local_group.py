@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ from gaia.intercept.local_commit import LocalCommitter
 from gaia.intercept.replayer import Replayer
 from gaia.intercept.ring import Ring
 from gaia.intercept.shmlog import ShmLog
+from gaia.intercept.trust import trusting
+from gaia.net import free_port
 
 # Servers that run inputs of different connections on different threads: their leader
 # must execute inputs in log order too (the shim's GAIA_SHIM_SERIALIZE gate). Measured:
@@ -68,6 +71,9 @@ class LocalGroup:
     members: list[LocalReplica] = field(default_factory=list)
     log: ShmLog | None = None
     tag: str = ""
+    # this process's own connections to every replica's server (digests, snapshots,
+    # restores) may give a backup input (gaia/intercept/trust.py)
+    trusted: ExitStack = field(default_factory=ExitStack)
 
     def start(self) -> LocalGroup:
         self.tag = uuid.uuid4().hex[:8]
@@ -92,7 +98,10 @@ class LocalGroup:
         member = LocalReplica(f"r{i}", ring, None)
         self.members.append(member)
         env = preload_env(ring.name, **shim_settings(self.app, self.serialize), **self.shim_env)
-        member.server = apps.get(self.app)(port=0, env=env, deterministic=True, **self.server_args)
+        port = free_port()
+        self.trusted.enter_context(trusting(ring, port))
+        member.server = apps.get(self.app)(port=port, env=env, deterministic=True,
+                                           **self.server_args)
         return member
 
     def add_backup(self) -> LocalReplica:
@@ -174,6 +183,7 @@ class LocalGroup:
             if member.server is not None:
                 member.server.stop()
                 member.server.cleanup()
+        self.trusted.close()
         for member in self.members:
             member.ring.close()
             member.ring.unlink()

@@ -270,6 +270,7 @@ class Replayer:
             lambda: self._find_entry(port),
             f"the backup server to accept the replay connection for conn {ev.conn_id:#x}",
         )
+        self.ring.trust_conn(entry)  # before the first byte: see gaia_ring.h
         self.ring.set_conn_u64(entry, L.C_LOG_CONN_ID, ev.conn_id)
         self.conns[ev.conn_id] = _Conn(sock, entry)
 

@@ -36,6 +36,7 @@ from gaia.lowlevel.atomics import (
     store_release,
 )
 from gaia.lowlevel.syscalls import futex_wait, futex_wake, now_ns
+from gaia.proc import pid_alive
 
 _SPIN_NS = 20_000
 _SLEEP_SLICE_NS = 5_000_000
@@ -64,6 +65,19 @@ def nb_load_u32(seg: np.ndarray, offset: int) -> np.uint32:
 @njit(nogil=True, cache=True)
 def nb_store_u32(seg: np.ndarray, offset: int, value: np.uint32) -> None:
     store_release(seg.view(np.uint32), offset // 4, value)
+
+
+@njit(nogil=True, cache=True)
+def nb_or_u32(seg: np.ndarray, offset: int, bits: np.uint32) -> None:
+    """Atomically set `bits` in a u32 the shim also updates (a CAS loop)."""
+    u32 = seg.view(np.uint32)
+    i = offset // 4
+    old = load_acquire(u32, i)
+    while True:
+        seen = compare_exchange(u32, i, old, np.uint32(old | bits))
+        if seen == old:
+            return
+        old = seen
 
 
 @njit(nogil=True, cache=True)
@@ -506,6 +520,12 @@ class Ring(ShmSegment):
     def conn_state(self, index: int) -> int:
         return int(nb_load_u32(self.seg, self._conn_off(index) + L.C_STATE))
 
+    def trust_conn(self, index: int) -> None:
+        """Let the connection's input run while the server is a backup (gaia_ring.h "Who
+        may give a server input"): only for a local peer's own connection, before it
+        sends anything."""
+        nb_or_u32(self.seg, self._conn_off(index) + L.C_FLAGS, np.uint32(L.CONN_TRUSTED))
+
     def free_conn(self, index: int) -> None:
         nb_store_u32(self.seg, self._conn_off(index) + L.C_STATE, np.uint32(L.CONN_FREE))
 
@@ -557,15 +577,7 @@ class Ring(ShmSegment):
 
 
 def _process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return True  # not filled in yet: a claim in progress
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid <= 0 or pid_alive(pid)  # pid <= 0: not filled in yet, a claim in progress
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.001) -> None:

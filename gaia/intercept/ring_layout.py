@@ -48,6 +48,7 @@ CONN_CLAIMING = 3
 
 CONN_INPUT_SEEN = 1
 CONN_CLOSE_SENT = 2
+CONN_TRUSTED = 4
 
 # struct gaia_ring_header
 H_MAGIC = 0
@@ -155,6 +156,7 @@ C_DEFINES = {
     "GAIA_CONN_CLAIMING": CONN_CLAIMING,
     "GAIA_CONN_INPUT_SEEN": CONN_INPUT_SEEN,
     "GAIA_CONN_CLOSE_SENT": CONN_CLOSE_SENT,
+    "GAIA_CONN_TRUSTED": CONN_TRUSTED,
 }
 
 # (struct, field) -> offset here; sizes by struct name.

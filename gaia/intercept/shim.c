@@ -12,6 +12,11 @@
  *    readv -> do the real read, propose the bytes as DATA events, return only after they
  *    committed; end of input or close -> propose CLOSE. Replica DOWN or heartbeat stale ->
  *    the read fails with EIO (fail closed, never unreplicated).
+ *  - Who may give input (gaia_ring.h "Who may give a server input"): a connection
+ *    accepted as LEADER only while LEADER in that view; one accepted as BACKUP only if
+ *    a trusted local peer (the replayer, the agent) marked it. Anything else fails
+ *    closed with EIO, so a deposed, paused or backup replica never runs client input
+ *    that the group did not commit.
  *  - BACKUP: input comes from the replayer over ordinary local connections; the shim
  *    counts what the server consumed and, when the reading thread next waits for input
  *    (epoll_wait/poll/select or a read that would block), publishes "processed", so the
@@ -93,6 +98,8 @@ static int (*real_pselect)(int, fd_set *, fd_set *, fd_set *, const struct times
 struct fd_track {
     uint64_t conn_id; /* 0: not tracked */
     int32_t entry;    /* index in the connection table */
+    int32_t as_leader; /* accepted while LEADER (a client of this replica) */
+    uint64_t view;     /* as_leader: the view it was accepted in */
 };
 
 static struct fd_track g_fds[MAX_FDS];
@@ -187,6 +194,8 @@ static inline struct gaia_ring_slot *slot_at(uint64_t ticket) {
 }
 
 static inline uint32_t role(void) { return LOAD(&g_hdr->replica_state); }
+
+static inline uint64_t ring_view(void) { return LOAD(&g_hdr->view); }
 
 static int replica_alive(void) {
     if (role() == GAIA_REPLICA_DOWN)
@@ -471,9 +480,10 @@ static int on_accepted(int lfd, int fd) {
         return fd;
     if (!map_ring() || fd >= MAX_FDS)
         return refuse(fd);
+    uint64_t view = ring_view();
     uint32_t r = role();
     if ((r != GAIA_REPLICA_LEADER && r != GAIA_REPLICA_BACKUP) ||
-        (r == GAIA_REPLICA_LEADER && !replica_alive()))
+        (r == GAIA_REPLICA_LEADER && (!replica_alive() || ring_view() != view)))
         return refuse(fd);
     int32_t idx = claim_entry();
     if (idx < 0) {
@@ -507,6 +517,8 @@ static int on_accepted(int lfd, int fd) {
         wake_progress();
     }
     g_fds[fd].entry = idx;
+    g_fds[fd].as_leader = r == GAIA_REPLICA_LEADER;
+    g_fds[fd].view = view;
     STORE(&g_fds[fd].conn_id, cid);
     return fd;
 }
@@ -600,8 +612,14 @@ static void backup_consumed(int fd, struct gaia_conn *c, size_t n) {
 
 /* ---- input: shared by every read wrapper ------------------------------------------ */
 /* Before the real read. Returns 0 (errno set) to fail closed; may lower *cap. */
-static int input_begin(uint32_t *r, size_t *cap) {
+static int input_begin(int fd, uint32_t *r, size_t *cap) {
     *r = role();
+    if (g_fds[fd].as_leader &&
+        (*r != GAIA_REPLICA_LEADER || ring_view() != g_fds[fd].view)) {
+        debug("a client of an earlier leadership reads: failing closed", g_fds[fd].conn_id);
+        errno = EIO; /* accepted as leader: its input runs only while leading that view */
+        return 0;
+    }
     if (*r == GAIA_REPLICA_BACKUP)
         return 1;
     if (*r != GAIA_REPLICA_LEADER || !replica_alive()) {
@@ -628,6 +646,18 @@ static int propose_close(struct gaia_conn *c) {
 static ssize_t input_end(int fd, struct gaia_conn *c, uint32_t r, const struct iovec *iov,
                          int iovcnt, ssize_t res, size_t asked) {
     int err = errno;
+    if (res > 0 && !g_fds[fd].as_leader && !(LOAD(&c->flags) & GAIA_CONN_TRUSTED)) {
+        /* accepted as backup: only a trusted local peer's input runs here */
+        debug("input on an untrusted connection accepted as backup: failing closed", c->conn_id);
+        errno = EIO;
+        return -1;
+    }
+    if (res > 0 && !g_fds[fd].as_leader && r == GAIA_REPLICA_LEADER) {
+        debug("input on a connection accepted as backup while leading: failing closed",
+              c->conn_id);
+        errno = EIO; /* its OPEN is in no log: backups could not replay it */
+        return -1;
+    }
     if (r == GAIA_REPLICA_BACKUP) {
         if (res > 0)
             backup_consumed(fd, c, (size_t)res);
@@ -668,7 +698,7 @@ static ssize_t single_input(int fd, void *buf, size_t n, int peek,
         return call(fd, buf, n, ctx);
     uint32_t r;
     size_t cap = n;
-    if (!input_begin(&r, &cap))
+    if (!input_begin(fd, &r, &cap))
         return -1;
     ssize_t res = call(fd, buf, cap, ctx);
     struct iovec v = {buf, res > 0 ? (size_t)res : 0};
@@ -719,7 +749,7 @@ ssize_t readv(int fd, const struct iovec *iov, int iovcnt) {
     for (int i = 0; i < iovcnt; i++)
         asked += iov[i].iov_len;
     size_t cap = asked;
-    if (!input_begin(&r, &cap))
+    if (!input_begin(fd, &r, &cap))
         return -1;
     struct iovec capped[MAX_IOV];
     int n = cap_iov(iov, iovcnt, capped, cap);
@@ -737,7 +767,7 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
     for (size_t i = 0; i < msg->msg_iovlen; i++)
         asked += msg->msg_iov[i].iov_len;
     size_t cap = asked;
-    if (!input_begin(&r, &cap))
+    if (!input_begin(fd, &r, &cap))
         return -1;
     struct iovec capped[MAX_IOV];
     struct iovec *orig = msg->msg_iov;
@@ -846,12 +876,14 @@ int close(int fd) {
         /* Untrack first: once the real close returns, another thread may get this fd. */
         STORE(&g_fds[fd].conn_id, 0);
         uint32_t r = role();
-        if (r == GAIA_REPLICA_LEADER)
+        int leads = r == GAIA_REPLICA_LEADER;
+        int mine = g_fds[fd].as_leader; /* no replayer frees a former client's entry */
+        if (leads)
             propose_close(c); /* a failure cannot stop a close; the input already ended */
         if (c->last_input != 0)
             snapshot_output(c, 1);
         STORE(&c->processed_bytes, c->in_bytes);
-        STORE(&c->state, r == GAIA_REPLICA_LEADER ? GAIA_CONN_FREE : GAIA_CONN_CLOSED);
+        STORE(&c->state, leads || mine ? GAIA_CONN_FREE : GAIA_CONN_CLOSED);
         wake_progress();
         if (g_serialize)
             gate_leave();
