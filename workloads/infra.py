@@ -40,7 +40,9 @@ Provider = Callable[[str, "InfraOptions"], AbstractContextManager["Target"]]
 
 PROVIDERS: dict[str, str | Provider] = {
     "none": "workloads.infra:local_server",
+    "apus": "gaia.replicate.ycsb_infra:provide",
     "vm": "gaia.vm.ycsb_infra:provide",
+    "tripod": "gaia.tripod.ycsb_infra:provide",
 }
 
 

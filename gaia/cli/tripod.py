@@ -23,9 +23,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         cpus=args.cpus,
         mem_mb=args.mem,
         advertise=args.advertise,
+        log=args.log,
     )
     run_dir = ops.up(options, timeout=args.timeout)
-    print(f"TRIPOD up: {args.controllers} controllers, {args.agents} agents ({args.hosts})")
+    print(f"TRIPOD up: {args.controllers} controllers ({args.log} log), {args.agents} agents "
+          f"({args.hosts})")
     print(f"  run dir {run_dir}")
     print("  next: gaia tripod submit --app redis --R 3 · gaia tripod status · gaia tripod down")
     return 0
@@ -84,7 +86,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--cpus", type=float, default=None, help="cpus each agent offers")
     up.add_argument("--mem", type=int, default=None, help="MiB each agent offers")
     up.add_argument("--advertise", default=None, help="controllers' address for SSH hosts")
-    up.add_argument("--timeout", type=float, default=90.0)
+    up.add_argument("--log", choices=("apus", "file"), default="apus",
+                    help="the controllers' decision log: an APUS group (default) or a "
+                         "shared file (one machine)")
+    up.add_argument("--timeout", type=float, default=240.0,
+                    help="seconds to wait for a leader and every agent (a cold numba cache "
+                         "compiles APUS in each controller)")
     up.set_defaults(handler=cmd_up)
 
     submit = sub.add_parser("submit", help="run a task with replica strength R")
@@ -94,7 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     submit.add_argument("--mem", type=int, default=64, help="MiB per replica")
     submit.add_argument("--id", default=None, help="task id (default: generated)")
     submit.add_argument("--no-wait", action="store_true", help="do not wait until it runs")
-    submit.add_argument("--timeout", type=float, default=60.0)
+    submit.add_argument("--timeout", type=float, default=180.0,
+                        help="seconds to wait until every replica runs (R > 1 groups start "
+                             "three processes per replica)")
     submit.add_argument("--run-dir", default=None)
     submit.add_argument(
         "command", nargs="*", help="a command after --, with {port} {dir} {address}"

@@ -16,6 +16,7 @@ replica only.
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -32,11 +33,25 @@ _targets: dict[int, list[Ring]] = {}  # server port -> rings of servers on it (s
 _real_connect = socket.socket.connect
 
 
-def mark_trusted(rings: list[Ring], local_port: int,
-                 timeout: float = ACCEPT_TIMEOUT_S) -> int | None:
+def _peer_closed(sock: socket.socket | None) -> bool:
+    """Whether the server already closed our connection (a shim that fails closed, e.g.
+    its replica is dead): no entry will ever show up for it, so stop waiting."""
+    if sock is None:
+        return False
+    try:  # select first: a socket with a timeout would wait in recv for that long
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError, TimeoutError):
+        return False
+    except OSError:
+        return True
+
+
+def mark_trusted(rings: list[Ring], local_port: int, timeout: float = ACCEPT_TIMEOUT_S,
+                 sock: socket.socket | None = None) -> int | None:
     """Mark the server's entry for our connection from `local_port` (in whichever of the
     rings it shows up) once the server accepted it; the entry index, or None if it did
-    not show up in time (a server without the shim)."""
+    not show up in time (a server without the shim) or `sock` was closed by the server."""
     deadline = time.monotonic() + timeout
     while True:
         seen = rings[0].progress
@@ -46,7 +61,7 @@ def mark_trusted(rings: list[Ring], local_port: int,
                     ring.trust_conn(entry.index)
                     return entry.index
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0 or _peer_closed(sock):
             return None
         rings[0].wait_progress(seen, min(left, 0.02))  # the shim bumps it at accept
 
@@ -58,7 +73,7 @@ def _connect(sock: socket.socket, address: object) -> None:
     with _lock:
         rings = list(_targets.get(int(address[1]), ()))
     if rings:
-        mark_trusted(rings, sock.getsockname()[1])
+        mark_trusted(rings, sock.getsockname()[1], sock=sock)
 
 
 @contextmanager

@@ -5,6 +5,7 @@ invoke tripod.submit --app redis --r 3
 invoke tripod.status [--json]
 invoke tripod.kill --task-id ID
 invoke tripod.down
+invoke tripod.experiment [--full]     # the tripod_overhead experiment and its figure
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from gaia.errors import friendly
         "hosts": "netns (default), local, or an SSH inventory file",
         "cpus": "cpus each agent offers (default: the host's)",
         "mem": "MiB each agent offers (default: the host's)",
+        "log": "the controllers' decision log: apus (default) or file",
     }
 )
 @friendly
-def up(c, agents=5, controllers=3, hosts="netns", cpus=None, mem=None):
+def up(c, agents=5, controllers=3, hosts="netns", cpus=None, mem=None, log="apus"):
     """Start controllers and agents (network namespaces as hosts) in the background."""
     from gaia.tripod import ops
     from gaia.tripod.deploy import TripodOptions
@@ -35,6 +37,7 @@ def up(c, agents=5, controllers=3, hosts="netns", cpus=None, mem=None):
         hosts=hosts,
         cpus=float(cpus) if cpus else None,
         mem_mb=int(mem) if mem else None,
+        log=log,
     )
     print(f"TRIPOD up in {ops.up(options)}")
 
@@ -90,4 +93,19 @@ def down(c):
     ops.down(ops.resolve_run_dir(None))
 
 
-NAMESPACE = Collection("tripod", up, submit, status, kill, down)
+@task(help={"full": "the full-size run (default: quick, ~2 min on 2 cores)"})
+@friendly
+def experiment(c, full=False):
+    """Redis R=3 vs R=1 vs plain (YCSB), host and controller kills; records + figure."""
+    from analysis.store import load_records
+    from gaia.experiments.tripod_overhead import run
+    from gaia.paths import FIGURES_OUT_DIR
+    from paper_figures.tripod_overhead import FIGURE
+
+    paths = run(bool(full))
+    print(f"{len(paths)} records saved under {paths[0].parent}")
+    for figure in FIGURE.render(load_records(), FIGURES_OUT_DIR):
+        print(f"figure: {figure}")
+
+
+NAMESPACE = Collection("tripod", up, submit, status, kill, down, experiment)

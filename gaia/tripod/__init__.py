@@ -24,6 +24,7 @@ Concepts and their Mesos counterparts (an adapter to Mesos-like schedulers maps 
 | controller (3, one leads)       | master (+ standby masters)              | controller.py   |
 | leading controller              | leading master (ZooKeeper election)     | decision_log.py |
 | DecisionLog (APUS / file log)   | replicated log / registry               | decision_log.py |
+| controllers' APUS group         | replicated log's Paxos group            | apus_log.py     |
 | agent (one per host)            | agent (slave)                           | agent.py        |
 | AgentReport (S1)                | agent registration + resource updates   | allocation.py   |
 | host identity (`host`)          | agent hostname / attribute              | resources.py    |
@@ -42,10 +43,17 @@ Concepts and their Mesos counterparts (an adapter to Mesos-like schedulers maps 
 | RemoveAgent entry               | agent marked unreachable / removed      | entries.py      |
 | leader reconciliation           | task reconciliation after failover      | controller.py   |
 | agent cleanup of leftovers      | agent recovery with --recover=cleanup   | agent.py        |
+| task's APUS group (R > 1)       | no counterpart                          | group_replica.py|
+| member moving with a re-placed  | no counterpart                          | replica_node.py |
+|   replica (membership change)   |                                         |                 |
+| deployment.json per task        | Mesos-DNS / service discovery           | controller.py   |
 
 What has no Mesos counterpart is exactly the proposal's contribution: the offer divided
 by max R, the give-back of unused reserved shares, and replicas pre-assigned to
 controllers and hosts inside one consensus entry. Replicas of one R > 1 task form an APUS
-group; its configuration (members, hosts, ports) lives in the task's placement record
-(`state.TaskRecord.group()`).
+group (the replicated-server layer, gaia.replicate: one serving replica, the others
+replaying the same committed inputs); its configuration (members, hosts, ports) lives in
+the task's placement record (`state.TaskRecord.group()`). A replica re-placed after its
+host died joins as a new member and catches up; the leading controller names the serving
+replica in the task's `deployment.json`, which clients (`--infra tripod`) follow.
 """

@@ -6,6 +6,12 @@ replica here (S4), and a controller that becomes leader already has fresh report
 Launches are idempotent by replica key (task/index/incarnation); a kill for a key not
 yet launched is remembered, so a late launch of that key is refused.
 
+Replicas of R > 1 tasks run under the replicated-server layer (group_replica.py): the
+agent reports each one's role in its APUS group as it changes (the leading controller
+names the serving replica in the task's deployment.json), rewrites its group files when
+a member moved (`group` message), and restarts it in place (fresh server, committed log
+replayed) if it fails while its task lives.
+
 Run as `python -m gaia.tripod.agent CONFIG.json` (what `gaia tripod up` starts in each
 namespace or SSH host). On start it kills the replicas a previous run of this agent left
 behind (as a Mesos agent with --recover=cleanup); on SIGTERM it stops its replicas.
@@ -20,7 +26,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +35,20 @@ from gaia.tripod import wire
 from gaia.tripod.allocation import AgentReport, ReplicaStatus
 from gaia.tripod.config import JsonConfig
 from gaia.tripod.entries import replica_key, spec_from_json
-from gaia.tripod.launch import ReplicaProcess, start_replica
+from gaia.tripod.group_replica import GroupReplica, start_group_replica
+from gaia.tripod.launch import (
+    GROUP_START_S,
+    ReplicaProcess,
+    start_replica,
+    update_group,
+)
 from gaia.tripod.resources import Resources
 
 TERMINAL = ("finished", "failed", "killed")
 KEEP_TERMINAL = 1000
 PIDS_FILE = "replica-pids.json"
+ROLE_POLL_S = 0.02  # how soon a new group leader is reported
+GROUP_RESTARTS = 3  # in-place restarts of a failed R > 1 replica before it counts as failed
 
 
 @dataclass
@@ -49,6 +63,7 @@ class AgentConfig(JsonConfig):
     port_range: tuple[int, int] = (31000, 31999)
     report_interval: float = 0.5
     bind: str | None = None  # address replicas listen on (default: `address`)
+    cluster: str = ""  # the deployment's identity (APUS group ids of tasks derive from it)
 
     def capacity(self) -> Resources:
         cpus = self.cpus if self.cpus is not None else float(os.cpu_count() or 1)
@@ -65,12 +80,13 @@ def host_memory_mb() -> int:
 @dataclass
 class Agent:
     config: AgentConfig
-    replicas: dict[str, ReplicaProcess] = field(default_factory=dict)
+    replicas: dict[str, ReplicaProcess | GroupReplica] = field(default_factory=dict)
     statuses: dict[str, ReplicaStatus] = field(default_factory=dict)
     writers: dict[int, asyncio.StreamWriter] = field(default_factory=dict)
     killed_early: set[str] = field(default_factory=set)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    restarts: dict[str, int] = field(default_factory=dict)
 
     @property
     def work_dir(self) -> Path:
@@ -100,6 +116,7 @@ class Agent:
             for cid, host, port in self.config.controllers
         ]
         tasks.append(asyncio.create_task(self._watch_exits()))
+        tasks.append(asyncio.create_task(self._watch_roles()))
         await self.stopping.wait()
         for task in tasks:
             task.cancel()
@@ -154,6 +171,8 @@ class Agent:
         op = message.get("op")
         if op == "launch":
             self._in_background(self._launch(message))
+        elif op == "group":
+            self._update_group(message)
         elif op == "kill":
             self._in_background(self._kill(message["key"]))
 
@@ -167,6 +186,7 @@ class Agent:
         replica = message["replica"]
         key = replica_key(message["task_id"], replica["index"], replica["incarnation"])
         if key in self.statuses:  # a repeated launch (replay, new leader): say where it is
+            self._update_group(message)
             self._broadcast(self.statuses[key])
             return
         self._set(ReplicaStatus(key, "staging"))
@@ -189,6 +209,7 @@ class Agent:
                 self.config.bind or self.config.address,
                 self.work_dir,
                 info,
+                cluster=self.config.cluster,
             )
         except GaiaError as exc:
             self._set(ReplicaStatus(key, "failed", message=exc.one_line()))
@@ -225,9 +246,64 @@ class Agent:
                     continue
                 del self.replicas[key]
                 self._save_pids()
+                if isinstance(replica, GroupReplica) and code != 0:
+                    why = replica.failure() or f"exit code {code}"
+                    if self.restarts.get(key, 0) < GROUP_RESTARTS:
+                        self.restarts[key] = self.restarts.get(key, 0) + 1
+                        self._in_background(self._restart_group(replica, why))
+                        continue
+                    tail = why
+                else:
+                    tail = replica.process.log_tail(3) if code else ""
                 state = "finished" if code == 0 else "failed"
-                tail = replica.process.log_tail(3) if code else ""
                 self._set(ReplicaStatus(key, state, exit_code=code, pid=replica.pid, message=tail))
+
+    async def _restart_group(self, old: GroupReplica, why: str) -> None:
+        """A failed replica of a live R > 1 task starts again here: a fresh server that
+        replays its group's committed log (the group kept serving meanwhile)."""
+        key = old.key
+        self._set(ReplicaStatus(key, "staging", pid=old.pid, message=f"restarting: {why}"))
+        await asyncio.to_thread(old.stop)
+        try:
+            new = await asyncio.to_thread(
+                start_group_replica, key, old.member, old.data_dir, GROUP_START_S
+            )
+        except GaiaError as exc:
+            self._set(ReplicaStatus(key, "failed", message=exc.one_line()))
+            return
+        if key in self.killed_early or self.statuses.get(key, ReplicaStatus(key, "")).state \
+                in TERMINAL:
+            await asyncio.to_thread(new.stop)
+            return
+        self.replicas[key] = new
+        self._save_pids()
+        self._set(ReplicaStatus(key, "running", pid=new.pid, message=f"restarted after: {why}"))
+
+    async def _watch_roles(self) -> None:
+        """Report a group replica's role (leader/backup/...) as soon as it changes."""
+        while True:
+            await asyncio.sleep(ROLE_POLL_S)
+            for key, replica in list(self.replicas.items()):
+                if not isinstance(replica, GroupReplica):
+                    continue
+                role, view = replica.role()  # two small files: cheaper than a thread hop
+                status = self.statuses.get(key)
+                if status is not None and status.state == "running" and \
+                        (status.role, status.view) != (role, view):
+                    self._set(replace(status, role=role, view=view))
+
+    def _update_group(self, message: dict[str, Any]) -> None:
+        """A member of this replica's group moved: rewrite its group files."""
+        group = message.get("group")
+        replica = message.get("replica")
+        if not group or not replica:
+            return
+        key = replica_key(message["task_id"], replica["index"], replica["incarnation"])
+        if key not in self.replicas:
+            return
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            update_group(self.work_dir, key, group, spec_from_json(message["spec"]),
+                         self.config.cluster, self.config.address)
 
     def _set(self, status: ReplicaStatus) -> None:
         self.statuses.pop(status.key, None)  # re-insert: newest last
@@ -246,7 +322,7 @@ class Agent:
                 writer.write(message)
 
     def _save_pids(self) -> None:
-        pids = {key: [r.pid, process_start(r.pid)] for key, r in self.replicas.items()}
+        pids = {key: [[p, process_start(p)] for p in r.pids()] for key, r in self.replicas.items()}
         tmp = self.work_dir / f"{PIDS_FILE}.tmp"
         tmp.write_text(json.dumps(pids))
         os.replace(tmp, self.work_dir / PIDS_FILE)
@@ -267,11 +343,12 @@ def cleanup_leftovers(pids_file: Path) -> list[int]:
     except (OSError, ValueError):
         return []
     killed = []
-    for pid, start in recorded.values():
-        if start is not None and process_start(pid) == start:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-                killed.append(pid)
+    for processes in recorded.values():
+        for pid, start in processes:
+            if start is not None and process_start(pid) == start:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                    killed.append(pid)
     pids_file.unlink(missing_ok=True)
     return killed
 

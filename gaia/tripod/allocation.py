@@ -43,6 +43,10 @@ class ReplicaStatus:
     exit_code: int | None = None
     pid: int | None = None
     message: str = ""
+    # R > 1: the replica's part in its APUS group ("leader" = serving clients in `view`;
+    # else "backup", "promoting", "starting", "down"); "" for R = 1 replicas.
+    role: str = ""
+    view: int = 0
 
 
 @dataclass(frozen=True)

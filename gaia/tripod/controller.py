@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
@@ -60,7 +61,14 @@ from gaia.tripod.entries import (
 )
 from gaia.tripod.reconcile import Reconciler, parse_key
 from gaia.tripod.resources import Resources
-from gaia.tripod.state import Applied, ControllerStateMachine, Kill, Launch, TaskRecord
+from gaia.tripod.state import (
+    Applied,
+    ControllerStateMachine,
+    Kill,
+    Launch,
+    Reconfigure,
+    TaskRecord,
+)
 
 RECENT = 4096
 LOG = logging.getLogger("gaia.tripod.controller")
@@ -72,7 +80,7 @@ class ControllerConfig(JsonConfig):
     controllers: Sequence[tuple[int, str, int]]  # (id, address, port) of every controller
     run_dir: str
     log_dir: str
-    log_kind: str = "file"
+    log_kind: str = "apus"
     listen: str = "0.0.0.0"
     offer_interval: float = 0.2
     offer_timeout: float = 5.0
@@ -109,6 +117,7 @@ class Controller:
         self.dirty = True
         self.stopping = asyncio.Event()
         self.background: set[asyncio.Task[Applied]] = set()
+        self.deployed: dict[str, str] = {}  # task -> what its deployment.json says
 
     def _restore(self) -> ControllerStateMachine:
         n = len(self.config.controllers)
@@ -151,6 +160,8 @@ class Controller:
                 await wire.send(writer, {"op": "cluster", "req": first.get("req"), **self.view()})
         except (OSError, ValueError, asyncio.IncompleteReadError):
             pass
+        except NotLeaderError:  # lost the lead mid-request: the client finds the new leader
+            self.alloc = None
         finally:
             writer.close()
 
@@ -195,6 +206,8 @@ class Controller:
             elif isinstance(action, Kill):
                 a = action.replica
                 self._send_kill(a.agent_id, replica_key(action.task_id, a.index, a.incarnation))
+            elif isinstance(action, Reconfigure):
+                self._send_group(action.task_id, action.spec, action.replica, action.group)
         if self.alloc is not None:
             self._notify_frameworks(entry)
 
@@ -262,6 +275,7 @@ class Controller:
 
     def _on_status(self, agent_id: str, status: ReplicaStatus) -> None:
         report = self.reports.get(agent_id)
+        before = self._previous_status(report, status.key)
         if report is not None:  # merge into the latest report: reconciliation sees it now
             tasks = (*(s for s in report.tasks if s.key != status.key), status)
             self.reports[agent_id] = AgentReport(
@@ -276,19 +290,39 @@ class Controller:
                 self.alloc.reports[agent_id] = self.reports[agent_id]
         if self.alloc is not None:
             self._forward_status(agent_id, status)
+            if status.role and (before is None or (before.role, before.view, before.state)
+                                != (status.role, status.view, status.state)):
+                self._write_task_deployment(parse_key(status.key)[0])  # failover: now
         self.dirty = True
 
+    @staticmethod
+    def _previous_status(report: AgentReport | None, key: str) -> ReplicaStatus | None:
+        return next((s for s in report.tasks if s.key == key), None) if report else None
+
     def _resume_launches(self, report: AgentReport) -> None:
-        """Launch my replicas this agent does not know (after a replay or a reconnect)."""
+        """Launch my replicas this agent does not know (after a replay or a reconnect);
+        tell the ones it runs their group's current configuration (a member may have
+        moved while this controller or the agent was away)."""
         known = {s.key for s in report.tasks}
         for launch in self.machine.desired_launches():
             a = launch.replica
-            if (
-                a.agent_id == report.agent_id
-                and replica_key(launch.task_id, a.index, a.incarnation) not in known
-            ):
-                self.launched.discard(replica_key(launch.task_id, a.index, a.incarnation))
+            if a.agent_id != report.agent_id:
+                continue
+            key = replica_key(launch.task_id, a.index, a.incarnation)
+            if key not in known:
+                self.launched.discard(key)
                 self._send_launch(launch)
+            elif launch.group is not None:
+                self._send_group(launch.task_id, launch.spec, a, launch.group)
+
+    def _send_group(self, task_id: str, spec: Any, replica: Any, group: Any) -> None:
+        writer = self.agent_writers.get(replica.agent_id)
+        if writer is None:
+            return
+        message = {"op": "group", "task_id": task_id, "spec": to_json(spec),
+                   "replica": to_json(replica), "group": to_json(group)}
+        with contextlib.suppress(OSError, RuntimeError):
+            writer.write(wire.dumps(message))
 
     def _send_launch(self, launch: Launch) -> None:
         a = launch.replica
@@ -602,6 +636,7 @@ class Controller:
                     "ports": dict(a.ports),
                     "placement": rep.state,
                     "status": status.state if status else "unknown",
+                    "role": status.role if status else "",  # R > 1: its part in the group
                     "pid": status.pid if status else None,
                     "exit_code": rep.exit_code,
                 }
@@ -639,35 +674,57 @@ class Controller:
             extra={"decision_log": self.config.log_kind, "tasks": sorted(self.machine.state.tasks)},
         )
         controllers.save()
-        for task in self.machine.state.tasks.values():
-            task_dir = run_dir / "tasks" / task.task_id
-            task_dir.mkdir(parents=True, exist_ok=True)
-            task_deployment(task, task_dir, self).save()
+        for task_id in self.machine.state.tasks:
+            self._write_task_deployment(task_id)
+
+    def _write_task_deployment(self, task_id: str) -> None:
+        task = self.machine.state.tasks.get(task_id)
+        if task is None:
+            return
+        task_dir = Path(self.config.run_dir) / "tasks" / task.task_id
+        task_dir.mkdir(parents=True, exist_ok=True)
+        dep = task_deployment(task, task_dir, self)
+        key = json.dumps([asdict(r) for r in dep.replicas] + [dep.leader, dep.view, dep.extra],
+                         sort_keys=True, default=str)
+        if self.deployed.get(task_id) != key:  # rewritten only when something changed
+            self.deployed[task_id] = key
+            dep.save()
 
 
 def task_deployment(task: TaskRecord, task_dir: Path, controller: Controller) -> Deployment:
-    """A task as a deployment: its replicas with their app ports; replica 0 leads (until
-    the APUS group of an R > 1 task reports its own leader)."""
+    """A task as a deployment: its replicas with their app ports and who serves clients.
+    R = 1: the one replica while it runs. R > 1: the replica whose agent reports it
+    leading its APUS group in the highest view (its server takes clients; the others
+    replay), so leader-aware clients follow failovers through this file."""
     replicas = []
+    serving: dict[int, int] = {}  # replica index -> view it leads in
     for rep in task.replicas:
         a = rep.assignment
         status = controller.replica_status(task.task_id, a.index, a.incarnation, a.agent_id)
         running = rep.state == "placed" and status is not None and status.state == "running"
+        role = "down"
+        if running and task.r == 1:
+            role = "leader"
+        elif running:
+            role = "backup" if status.role in ("backup", "promoting") else (status.role or "starting")
+            if status.role == "leader":
+                serving[a.index] = status.view
         replicas.append(
             ReplicaInfo(
                 id=a.index,
-                role=("leader" if a.index == 0 else "backup") if running else "down",
+                role=role,
                 host=a.address,
                 pid=status.pid if status else None,
                 app_port=a.port(APP_PORT),
                 control_port=dict(a.ports).get(APUS_PORT),
             )
         )
-    serving = [r.id for r in replicas if r.role != "down"]
-    leader = 0 if 0 in serving else (serving[0] if serving else None)
+    leader = max(serving, key=lambda i: serving[i]) if serving else None
+    if task.r == 1:
+        leader = next((r.id for r in replicas if r.role == "leader"), None)
     for r in replicas:
-        if r.id == leader:
-            r.role = "leader"
+        if r.role == "leader" and r.id != leader:
+            r.role = "deposed"  # leads an older view: clients must not use it
     return Deployment(
         kind="tripod",
         run_dir=str(task_dir),
@@ -675,12 +732,15 @@ def task_deployment(task: TaskRecord, task_dir: Path, controller: Controller) ->
         transport="tcp",
         app=task.spec.app,
         leader=leader,
+        view=serving.get(leader, 0) if leader is not None else 0,
         replicas=replicas,
         extra={
             "r": task.r,
             "state": task.state,
             "what": task.spec.describe(),
-            "replicated": False if task.r == 1 else "pending-apus",
+            "replicated": "apus" if task.r > 1 else False,
+            "epoch": task.group().epoch,
+            "controller": controller.id,
         },
     )
 

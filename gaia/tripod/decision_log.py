@@ -3,15 +3,15 @@
 The controllers only need an ordered, replicated log of opaque entries and to know who
 leads it. Two implementations fit behind this interface:
 
-- `file_log.SharedFileLog` (ships now): one durable log file shared by the controllers of
+- `apus_log.ApusDecisionLog` (the default, `apus`): the controllers form an APUS group,
+  each embedding its replica; `propose` = the APUS leader's propose, committed decisions
+  reach every controller in order, `leader()` = the APUS view's leader, snapshots ride
+  on APUS's snapshot + log truncation. Controllers may live on different hosts (tcp).
+- `file_log.SharedFileLog` (`file`): one durable log file shared by the controllers of
   one machine; the leader is whoever holds an flock on it (the kernel releases it when
   the leader dies, so another controller takes over and keeps scheduling). It is real
   (fsync'd, survives restarts, supports snapshots and truncation), but all controllers
   must share a filesystem: it does not survive the loss of that machine.
-- an APUS-backed log (when `gaia.apus` lands): `propose` = the APUS client's propose,
-  the committed reader = APUS's committed-log reader, `leader()` = the APUS view's
-  leader, snapshots = APUS's snapshot + log truncation. Nothing above this interface
-  changes.
 
 Contract:
 - `propose(entry)` appends on the leader and returns the entry's index once committed
@@ -77,14 +77,14 @@ class DecisionLog(Protocol):
 
 
 def open_log(kind: str, directory: Path, controller_id: int, campaign: bool = True) -> DecisionLog:
-    """The DecisionLog named in a deployment's config (`file` now, `apus` later)."""
+    """The DecisionLog named in a deployment's config: `apus` (an APUS group whose spec
+    the deployer wrote into `directory`) or `file` (a SharedFileLog there)."""
     if kind == "file":
         from gaia.tripod.file_log import SharedFileLog
 
         return SharedFileLog(directory, controller_id, campaign=campaign)
     if kind == "apus":
-        raise GaiaError(
-            "the APUS-backed decision log is not available yet (gaia.apus has not landed)",
-            "use the file decision log (`--log file`, the default)",
-        )
-    raise GaiaError(f"unknown decision log {kind!r}", "use `file` (or `apus` once it exists)")
+        from gaia.tripod.apus_log import ApusDecisionLog
+
+        return ApusDecisionLog(directory, controller_id, campaign=campaign)
+    raise GaiaError(f"unknown decision log {kind!r}", "use `apus` (default) or `file`")

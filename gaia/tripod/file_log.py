@@ -84,11 +84,11 @@ class SharedFileLog:
         except OSError:
             os.close(fd)
             return
-        if self._closed:
-            os.close(fd)
-            return
-        self._lock_fd = fd
-        with self._append_lock:
+        with self._append_lock:  # close() takes it too: no take-over of a closed log
+            if self._closed:
+                os.close(fd)
+                return
+            self._lock_fd = fd
             self._take_over()
         self._leading.set()
 
@@ -223,10 +223,11 @@ class SharedFileLog:
         """Stop leading (releases the flock) and reading."""
         self._closed = True
         self._leading.clear()
-        for fd in (self._write_fd, self._lock_fd):
-            if fd is not None:
-                os.close(fd)
-        self._write_fd = self._lock_fd = None
+        with self._append_lock:
+            for fd in (self._write_fd, self._lock_fd):
+                if fd is not None:
+                    os.close(fd)
+            self._write_fd = self._lock_fd = None
         if self._reader is not None:
             self._reader.close()
 

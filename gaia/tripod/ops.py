@@ -53,7 +53,7 @@ def load_layout(run_dir: Path) -> dict[str, Any]:
         ) from None
 
 
-def up(options: TripodOptions, timeout: float = 90.0) -> Path:
+def up(options: TripodOptions, timeout: float = 240.0) -> Path:
     """Start a deployment in the background; returns its run dir once every agent is live."""
     options.validate()
     if (old := running_deployment()) is not None:
@@ -175,7 +175,7 @@ def submit(
     mem_mb: int = 64,
     task_id: str | None = None,
     wait: bool = True,
-    timeout: float = 60.0,
+    timeout: float = 180.0,
 ) -> tuple[str, dict[int, TaskStatus]]:
     """Submit one task; with `wait`, returns once every replica runs."""
     if (app is None) == (not command):
@@ -243,7 +243,7 @@ def print_status(view: dict[str, Any], as_json: bool = False) -> None:
             f"{a['used']['mem_mb']}/{a['capacity']['mem_mb']}",
         )
     console.print(agents)
-    tasks = Table("task", "what", "R", "replica", "host", "endpoint", "status")
+    tasks = Table("task", "what", "R", "replica", "host", "endpoint", "status", "role")
     for t in view["tasks"]:
         what = t["what"] if len(t["what"]) <= 20 else t["what"][:19] + "…"
         for rep in t["replicas"]:
@@ -256,5 +256,6 @@ def print_status(view: dict[str, Any], as_json: bool = False) -> None:
                 rep["host"],
                 f"{rep['address']}:{rep['ports'].get('app')}",
                 rep["status"] if placed else rep["placement"],
+                rep.get("role") or "-",
             )
     console.print(tasks)

@@ -77,6 +77,21 @@ class ReplicaRecord:
         return self.state == PLACED
 
 
+# A replica's id in its task's APUS group changes with each incarnation (cycling through
+# APUS_ID_SLOTS ids per replica index): a re-placed replica joins as a NEW member (the
+# leader removes the old id, then adds the new one), so an old incarnation that still
+# runs somewhere (a partitioned host) is no member and cannot vote or ack for it.
+APUS_ID_SLOTS = 4
+
+
+def apus_member_id(index: int, incarnation: int, r: int) -> int:
+    return index + r * (incarnation % APUS_ID_SLOTS)
+
+
+def apus_max_members(r: int) -> int:
+    return r * APUS_ID_SLOTS
+
+
 @dataclass(frozen=True)
 class GroupMember:
     index: int
@@ -84,6 +99,7 @@ class GroupMember:
     address: str
     app_port: int
     apus_port: int | None
+    member: int = 0  # the APUS replica id of this incarnation (apus_member_id)
 
 
 @dataclass(frozen=True)
@@ -131,6 +147,7 @@ class TaskRecord:
                 address=rep.assignment.address,
                 app_port=rep.assignment.port(APP_PORT),
                 apus_port=dict(rep.assignment.ports).get(APUS_PORT),
+                member=apus_member_id(rep.assignment.index, rep.assignment.incarnation, self.r),
             )
             for rep in self.replicas
         )
@@ -157,7 +174,18 @@ class Kill:
     replica: ReplicaAssignment
 
 
-Action = Launch | Kill
+@dataclass(frozen=True)
+class Reconfigure:
+    """Action: a member of this replica's APUS group moved (re-placed elsewhere): tell
+    its agent the group's new configuration."""
+
+    task_id: str
+    spec: TaskSpec
+    replica: ReplicaAssignment
+    group: GroupConfig
+
+
+Action = Launch | Kill | Reconfigure
 
 
 @dataclass(frozen=True)
@@ -480,6 +508,13 @@ class ControllerStateMachine:
                 yield Kill(task.task_id, old.assignment)
             task.replicas[entry.replica.index] = ReplicaRecord(entry.replica)
             yield from self._launches(task, [task.replicas[entry.replica.index]])
+            if task.r > 1:
+                group = task.group()
+                for rep in task.replicas:
+                    a = rep.assignment
+                    if a.index != entry.replica.index and a.controller == me and \
+                            rep.holds_resources:
+                        yield Reconfigure(task.task_id, task.spec, a, group)
         elif isinstance(entry, EndReplica):
             rep = state.tasks[entry.task_id].replicas[entry.index]
             rep.state, rep.exit_code = entry.state, entry.exit_code

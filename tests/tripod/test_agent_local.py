@@ -14,6 +14,7 @@ from gaia.tripod.deploy import TripodCluster, TripodOptions
 from gaia.tripod.entries import TaskSpec
 from gaia.tripod.framework import Framework
 from gaia.tripod.launch import expand
+from gaia.tripod.replicas import caught_up_digests, placed_replicas, serving
 from gaia.tripod.resources import Resources
 
 from .conftest import FAST
@@ -44,7 +45,7 @@ def test_restarted_agent_kills_the_replicas_its_predecessor_left(tmp_path):
         "leftover", [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "leftover.log"
     )
     try:
-        pids = {"t/0/0": [leftover.pid, process_start(leftover.pid)]}
+        pids = {"t/0/0": [[leftover.pid, process_start(leftover.pid)]]}
         (tmp_path / PIDS_FILE).write_text(json.dumps(pids))
         assert cleanup_leftovers(tmp_path / PIDS_FILE) == [leftover.pid]
         leftover.popen.wait(5)
@@ -60,9 +61,17 @@ def test_local_hosts_deployment_places_replicas_on_distinct_agents(tmp_path):
         TripodCluster(tmp_path / "run", options) as cluster,
         Framework.from_run_dir(cluster.run_dir, "local", max_r=2) as fw,
     ):
-        _, statuses = fw.submit(TaskSpec(app="redis"), r=2, resources=Resources.of(0.1, 64))
+        _, statuses = fw.submit(
+            TaskSpec(app="redis"), r=2, resources=Resources.of(0.1, 64), timeout=120
+        )
         assert {s.agent_id for s in statuses.values()} == {"agent-local1", "agent-local2"}
         ports = {s.ports["app"] for s in statuses.values()}
         assert len(ports) == 2  # local agents share one port space: disjoint ranges
-        for s in statuses.values():
-            assert redis.Redis(*s.endpoint, socket_timeout=5).ping()
+        host, port = serving(cluster, fw_task(statuses), timeout=60).leader_endpoint()
+        assert redis.Redis(host, port, socket_timeout=5).set("k", "v")
+        digests = caught_up_digests(placed_replicas(cluster, fw_task(statuses)))
+        assert len(digests) == 2 and len(set(digests.values())) == 1
+
+
+def fw_task(statuses) -> str:
+    return next(iter(statuses.values())).task_id

@@ -12,6 +12,7 @@ import redis
 from gaia.tripod.deploy import TripodCluster, TripodOptions
 from gaia.tripod.entries import TaskSpec
 from gaia.tripod.framework import Framework
+from gaia.tripod.replicas import serving
 from gaia.tripod.resources import Resources
 
 from .conftest import FAST, netns_skip_reason
@@ -43,11 +44,16 @@ def test_agents_started_over_ssh_run_replicas_on_their_hosts(tmp_path):
                 TripodCluster(tmp_path / "run", options) as cluster,
                 Framework.from_run_dir(cluster.run_dir, "ssh", max_r=2) as fw,
             ):
-                _, statuses = fw.submit(TaskSpec(app="redis"), r=2, resources=Resources.of(0.1, 64))
+                _, statuses = fw.submit(
+                    TaskSpec(app="redis"), r=2, resources=Resources.of(0.1, 64), timeout=120
+                )
                 assert {s.host for s in statuses.values()} == {"r1", "r2"}
                 for s in statuses.values():
                     assert s.address == hosts[s.host].address
-                    assert redis.Redis(*s.endpoint, socket_timeout=5).ping()
+                (task_id,) = {s.task_id for s in statuses.values()}
+                host, port = serving(cluster, task_id, timeout=60).leader_endpoint()
+                assert host in {h.address for h in hosts.hosts}
+                assert redis.Redis(host, port, socket_timeout=5).set("k", "v")
         finally:
             for server in servers:
                 server.stop()
