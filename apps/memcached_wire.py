@@ -18,6 +18,7 @@ from urllib.parse import unquote_to_bytes
 from gaia.errors import GaiaError
 
 DUMP_MAGIC = b"GAIA-MEMCACHED-DUMP-1\n"
+_MAX_EXPTIME = 2**31 - 1  # memcached keeps exptime in a signed 32-bit int
 _HEADER = struct.Struct("<HIqI")  # key length, flags, ttl (-1 = none), value length
 _BATCH = 100
 # Relative expire times above 30 days are taken as absolute unix times by memcached.
@@ -97,8 +98,9 @@ def set_command(item: Item, now: float) -> bytes:
         exptime = 0
     elif item.ttl <= _MAX_RELATIVE_TTL:
         exptime = max(item.ttl, 1)  # 0 would mean "never"
-    else:
-        exptime = int(now) + item.ttl
+    else:  # absolute time; memcached's clock lags ours by up to a second, and an
+        # exptime past 2^31-1 (YCSB's "never", Integer.MAX_VALUE) would wrap: clamp it
+        exptime = min(int(now) + item.ttl, _MAX_EXPTIME)
     head = b"set %s %d %d %d\r\n" % (item.key, item.flags, exptime, len(item.value))
     return head + item.value + b"\r\n"
 

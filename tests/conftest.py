@@ -27,8 +27,20 @@ def _describe(pid: int) -> str:
     return f"{pid}: {cmd.strip()}"
 
 
+def _own_resource_tracker(pid: int) -> bool:
+    """multiprocessing's resource tracker started by this pytest process (shared-memory
+    users start it): it is ours, not a test's, and exits with us."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return int(stat[1]) == os.getpid() and b"multiprocessing.resource_tracker" in cmd
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    leftovers = proc.owned_pids(SESSION_TOKEN)
+    leftovers = [pid for pid in proc.owned_pids(SESSION_TOKEN)
+                 if not _own_resource_tracker(pid)]
     if not leftovers:
         return
     described = [_describe(pid) for pid in leftovers]

@@ -106,3 +106,11 @@ def test_set_command_keeps_the_remaining_ttl():
     assert set_command(Item(b"k", 0, long_ttl, b"v"), now).startswith(
         b"set k 0 %d 1\r\n" % (int(now) + long_ttl)
     )
+
+
+def test_set_command_never_wraps_past_the_largest_exptime():
+    # YCSB stores items with exptime 2^31-1; memcached's clock lags ours, so the remaining
+    # TTL it reports plus our `now` can pass 2^31-1, which memcached would read as expired
+    now = 1_700_000_000.0
+    ttl = 2**31 - 1 - int(now) + 2
+    assert set_command(Item(b"k", 0, ttl, b"v"), now).startswith(b"set k 0 2147483647 1\r\n")

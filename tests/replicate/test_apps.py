@@ -76,15 +76,8 @@ def test_ycsb_a_and_the_standard_client_leave_every_replica_equal(group, run_dir
         assert check.acknowledged > 0 and check.ok, f"r{r}: {check.summary()}"
 
 
-MEMCACHED_RESTORE = pytest.mark.xfail(
-    strict=True, reason="apps/memcached_wire.set_command turns YCSB's never-expiring items "
-    "(exptime 2^31-1) into an absolute exptime past 2^31-1, so a restored checkpoint is "
-    "empty and the replica falls back to replaying the whole log (reported to the lead)")
-
-
 @pytest.mark.campaign
-@pytest.mark.parametrize("group", [pytest.param("memcached", marks=MEMCACHED_RESTORE),
-                                   "mariadb", "mongodb"], indirect=True)
+@pytest.mark.parametrize("group", ["memcached", "mariadb", "mongodb"], indirect=True)
 def test_kill_the_leader_during_ycsb(group, run_dir):
     recording = run_dir / "writes.jsonl"
     YcsbRun(group, records=150, phases=(True, False), recording=recording).run()
