@@ -282,5 +282,5 @@ EXPERIMENT = Experiment(
     description="replicated vs unreplicated YCSB A throughput and p50/p99 per server",
     run=run,
     figures=("app_overhead",),
-    quick_minutes=2.0,
+    quick_minutes=1.0,
 )

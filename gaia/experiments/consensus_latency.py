@@ -354,7 +354,7 @@ EXPERIMENT = Experiment(
                 "ZooKeeper, PySyncObj; kernel share",
     run=run,
     figures=("fig3_consensus_latency", "kernel_share"),
-    quick_minutes=2.5,
+    quick_minutes=1.5,
 )
 
 

@@ -52,5 +52,5 @@ EXPERIMENT = Experiment(
     description="client throughput through leader faults; failover time distribution",
     run=run,
     figures=(NAME,),
-    quick_minutes=1.5,
+    quick_minutes=1.0,
 )

@@ -262,5 +262,5 @@ EXPERIMENT = Experiment(
                 "controller kills (downtime, lost keys)",
     run=run,
     figures=("tripod_overhead",),
-    quick_minutes=3.0,
+    quick_minutes=1.0,
 )

@@ -61,5 +61,5 @@ EXPERIMENT = Experiment(
     description="VM sync: dirty vs divergent pages, bytes per strategy, leader pause by step",
     run=run,
     figures=("vm_divergent_pages",),
-    quick_minutes=3.0,
+    quick_minutes=2.0,
 )
