@@ -6,6 +6,7 @@ Used for every small state file several processes read while another rewrites it
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -31,3 +32,15 @@ def write_atomically(path: str | Path, data: bytes | str, sync: bool = True) -> 
         finally:
             os.close(dir_fd)
     return path
+
+
+def load_json(path: str | Path, missing: str, fix: str) -> dict:
+    """A JSON state file's content; a missing file is the user's error (GaiaError naming
+    `missing` and `fix`), not a traceback."""
+    from gaia.errors import GaiaError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GaiaError(f"{missing} in {path.parent} (missing {path.name})", fix) from None

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gaia.errors import ConfigError, GaiaError
+from gaia.errors import ConfigError
+from gaia.fsutil import load_json, write_atomically
 
 SPEC_FILE = "replicate.json"
 APPS = ("redis", "memcached", "mariadb", "mongodb")
@@ -89,20 +90,13 @@ class ReplicateSpec:
 
     # -- persistence ----------------------------------------------------------------
     def save(self, run_dir: Path) -> Path:
-        path = Path(run_dir) / SPEC_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        tmp.replace(path)
-        return path
+        return write_atomically(Path(run_dir) / SPEC_FILE, json.dumps(asdict(self), indent=1),
+                                sync=False)
 
     @classmethod
     def load(cls, run_dir: Path) -> ReplicateSpec:
-        path = Path(run_dir) / SPEC_FILE
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise GaiaError(f"no replicated deployment in {run_dir} (missing {SPEC_FILE})",
-                            "start one with `gaia replicate` or pass its --run-dir") from None
+        data = load_json(Path(run_dir) / SPEC_FILE, "no replicated deployment",
+                         "start one with `gaia replicate` or pass its --run-dir")
         for key in ("app_ports", "hosts", "namespaces"):
             data[key] = {int(k): v for k, v in data.get(key, {}).items()}
         return cls(**data)

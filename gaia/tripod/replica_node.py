@@ -16,18 +16,15 @@ D is the replica's APUS group directory.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import signal
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from gaia.apus import fastpath as fp
 from gaia.apus.messages import Config
+from gaia.apus.replica import replica_args, serve
 from gaia.apus.runtime.spec import SPEC_FILE, GroupSpec
-from gaia.errors import GaiaError, report
+from gaia.errors import GaiaError
 from gaia.replicate.node import GatedReplicaRunner
 
 CHECK_EVERY_NS = 100_000_000
@@ -102,22 +99,8 @@ class MovingReplicaRunner(GatedReplicaRunner):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gaia.tripod.replica_node")
-    parser.add_argument("--run-dir", required=True, type=Path, help="the APUS group dir")
-    parser.add_argument("--id", required=True, type=int)
-    args = parser.parse_args(argv)
-    runner = MovingReplicaRunner(args.run_dir, args.id)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: setattr(runner, "stop", True))
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(lambda: runner.core is not None and runner.shutdown())
-        try:
-            runner.setup()
-            runner.run()
-        except GaiaError as exc:
-            report(exc)
-            return exc.exit_code
-    return 0
+    args = replica_args("python -m gaia.tripod.replica_node", argv)
+    return serve(MovingReplicaRunner(args.run_dir, args.id), ready="moving replica")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from typing import Any
 from gaia.apus.layout import LayoutConfig, new_group_id
 from gaia.apus.logstore import LogConfig
 from gaia.apus.messages import Config
-from gaia.errors import ConfigError, GaiaError
+from gaia.errors import ConfigError
+from gaia.fsutil import load_json
 
 SPEC_FILE = "group.json"
 TRANSPORTS = ("shm", "tcp")
@@ -85,12 +86,8 @@ class GroupSpec:
 
     @classmethod
     def load(cls, run_dir: Path) -> GroupSpec:
-        path = Path(run_dir) / SPEC_FILE
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise GaiaError(f"no APUS group in {run_dir} (missing {SPEC_FILE})",
-                            "start one with `gaia apus up` or pass its --run-dir") from None
+        data = load_json(Path(run_dir) / SPEC_FILE, "no APUS group",
+                         "start one with `gaia apus up` or pass its --run-dir")
         data["layout"] = LayoutConfig.from_dict(data["layout"])
         data["log"] = LogConfig(**data["log"])
         for key in ("addresses", "namespaces", "priorities", "executing"):
