@@ -133,15 +133,29 @@ def owned_pids(token: str | None = None) -> list[int]:
     return found
 
 
+def signal_all(pids: Sequence[int], sig: int) -> None:
+    """SIGCONT (a paused process cannot act on the signal) then `sig` to every pid."""
+    for pid in pids:
+        for each in (signal.SIGCONT, sig):
+            try:
+                os.kill(pid, each)
+            except ProcessLookupError:
+                break
+
+
+def terminate(pids: Sequence[int], grace: float = 10.0) -> None:
+    """SIGTERM the processes, wait up to `grace` s for them to exit, SIGKILL the rest."""
+    signal_all(pids, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.02)
+    signal_all([p for p in pids if pid_alive(p)], signal.SIGKILL)
+
+
 def kill_owned(token: str | None = None, grace: float = 2.0) -> list[int]:
     """SIGKILL every process carrying the token; returns the pids found."""
     pids = owned_pids(token)
-    for pid in pids:
-        for sig in (signal.SIGCONT, signal.SIGKILL):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+    signal_all(pids, signal.SIGKILL)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and owned_pids(token):
         time.sleep(0.05)

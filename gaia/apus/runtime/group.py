@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -14,7 +12,7 @@ from gaia.apus.runtime.status import live_deployment, pid_alive, read_statuses
 from gaia.deployment import Deployment
 from gaia.errors import GaiaError
 from gaia.paths import new_run_dir, run_root
-from gaia.proc import Process, spawn
+from gaia.proc import Process, spawn, terminate
 
 CURRENT = "apus.current"  # in run_root(): the run dir of the last `gaia apus up`
 
@@ -86,21 +84,7 @@ def stop_group(run_dir: Path, grace: float = 10.0) -> list[int]:
     """SIGTERM every replica (SIGKILL after `grace` s), then remove the group's segments."""
     spec = GroupSpec.load(run_dir)
     pids = [s.pid for s in read_statuses(run_dir, spec).values() if pid_alive(s.pid)]
-    for pid in pids:
-        for sig in (signal.SIGCONT, signal.SIGTERM):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
-        time.sleep(0.02)
-    for pid in pids:
-        if pid_alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    terminate(pids, grace)
     unlink_segments(spec.group_id, sorted(set(spec.replicas) | set(range(
         spec.layout.max_members))))
     pointer = run_root() / CURRENT
