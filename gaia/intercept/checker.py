@@ -15,8 +15,9 @@ every mismatch before such an agreement point is dropped as misaligned.
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gaia.intercept import ring_layout as L
@@ -172,6 +173,14 @@ class CheckReport:
         return "\n".join([head, *(d.describe() for d in self.divergences)])
 
 
+def _covers(table: Mapping[tuple[int, int], Snapshot],
+            reference: Mapping[tuple[int, int], Snapshot]) -> bool:
+    """`table` holds every reference snapshot from its own first log index on (a replica
+    that joined late from a checkpoint never answered the inputs before it)."""
+    first = min((index for _, index in table), default=0)
+    return all(key in table for key in reference if key[1] >= first)
+
+
 class OutputChecker:
     """Collects snapshots per replica and compares them with the first replica added
     (normally the leader). `log` lets it quote the diverging input."""
@@ -194,6 +203,26 @@ class OutputChecker:
         records, nxt, lost = ring.snapshots(self._read_from.get(replica, 0))
         self._read_from[replica] = nxt
         self.add(replica, records, lost)
+
+    def add_rings_settled(
+        self, rings: Mapping[str, Ring], timeout: float = 10.0, quiet: float = 0.2
+    ) -> None:
+        """Read every ring (the reference first) until each replica holds a snapshot for
+        every (connection, input) the reference holds and a read `quiet` seconds later
+        brings nothing new, or `timeout` passes. Why: a backup's shim snapshots an answer
+        only when the next input or the close arrives, after the replayer handed the
+        input over, so an answer applied a moment ago may not be in its ring yet."""
+        deadline = time.monotonic() + timeout
+        while True:
+            before = sum(map(len, self.replicas.values()))
+            for name, ring in rings.items():
+                self.add_ring(name, ring)
+            grew = sum(map(len, self.replicas.values())) != before
+            reference, *others = (self.replicas[name] for name in rings)
+            covered = all(_covers(other, reference) for other in others)
+            if (covered and not grew) or time.monotonic() >= deadline:
+                return
+            time.sleep(quiet)
 
     def check(self) -> CheckReport:
         report = CheckReport(lost=dict(self.lost))

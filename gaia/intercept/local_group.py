@@ -145,8 +145,7 @@ class LocalGroup:
     def check_outputs(self) -> CheckReport:
         """Compare every replica's output snapshots with the leader's."""
         checker = OutputChecker(self.app, self.log)
-        for member in [self.leader, *self.backups]:
-            checker.add_ring(member.name, member.ring)
+        checker.add_rings_settled({m.name: m.ring for m in [self.leader, *self.backups]})
         return checker.check()
 
     # -- role changes ------------------------------------------------------------------

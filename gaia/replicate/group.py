@@ -451,8 +451,9 @@ class ReplicatedGroup:
         rings = {r: Ring.open(ring_name(self.spec.group_id, r)) for r in self.live_replicas()}
         try:
             checker = OutputChecker(self.spec.app or "", reader)
-            for r, ring in sorted(rings.items(), key=lambda kv: kv[0] != leader):
-                checker.add_ring(f"r{r}", ring)
+            checker.add_rings_settled({
+                f"r{r}": ring
+                for r, ring in sorted(rings.items(), key=lambda kv: kv[0] != leader)})
             return checker.check()
         finally:
             for ring in rings.values():
