@@ -208,20 +208,24 @@ class Replayer:
 
     def stop(self, close_connections: bool = True) -> None:
         """Stop after the event in progress; close the replay connections (the backup's
-        server sees them end) unless told not to."""
+        server sees them end) unless told not to. A replayer quiesced at a pause_at()
+        boundary sends nothing more, so it is not waited for: its thread may sleep in
+        the log's commit wait for up to the feed's poll timeout and ends by itself
+        (a promoted backup must not lose those milliseconds of its takeover)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        if self._thread is not None:
+            quiesced = self._quiesced()
+        if self._thread is not None and not quiesced:
             self._thread.join(self.timeout)
-            self._thread = None
+        self._thread = None
         if close_connections:
             self.close_connections()
 
     def close_connections(self) -> None:
-        for conn in self.conns.values():
+        conns, self.conns = self.conns, {}  # a thread still ending reads the old table
+        for conn in conns.values():
             conn.sock.close()
-        self.conns.clear()
 
     def conns_pending(self) -> bool:
         return any(c.chain for c in self.conns.values())
