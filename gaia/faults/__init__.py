@@ -12,7 +12,7 @@ clients.py      one register client per app (read / write / cas, one attempt per
 workload.py     the client threads and their recorded history
 systems.py      the System interface and the `--infra` registry
 replicated.py   --infra apus: gaia.replicate groups (shm, or tcp between namespaces)
-vm_system.py    --infra vm: the replicated VM pair (gaia.vm); refused until its failover holds
+vm_system.py    --infra vm: the replicated VM pair (gaia.vm), leader-VM kills
 tripod_system.py --infra tripod: an R = 3 task placed by TRIPOD on namespace hosts
 analysis.py     lost writes, failover times, throughput (pure)
 engine.py       one run: workload + nemesis, heal, judge

@@ -19,7 +19,7 @@ from typing import Any
 
 from gaia.cluster.host import LocalHost
 from gaia.cluster.nemesis import Node
-from gaia.errors import ConfigError, GaiaError
+from gaia.errors import GaiaError
 from gaia.faults.clients import Connector
 from gaia.faults.options import CampaignOptions
 from gaia.faults.systems import System
@@ -59,17 +59,6 @@ class VmSystem(System):
     kinds = ("kill",)
     transport = "vm"
     min_op_timeout = 10.0  # a sync holds inputs for up to ~1 s (more on a busy host)
-
-    @classmethod
-    def refuse(cls, options: CampaignOptions) -> None:
-        """Not yet: on 2026-11-25 a one-run campaign (`--infra vm --nemesis kill`) failed
-        over (4.6 s) and then broke: "the major backup (member 2) did not answer a sync
-        request in 3 tries". Lift this once gaia.vm survives `fail_leader` + `sync`."""
-        raise ConfigError("--infra vm does not run campaigns yet: after a leader kill the "
-                          "promoted VM pair stops answering syncs (gaia.vm)",
-                          "use --infra apus (any app, shm or tcp) or --infra tripod "
-                          "(--transport tcp); leader-VM kills with lost-write checks: "
-                          "`invoke vm.kill --app redis`")
 
     def __init__(self, options: CampaignOptions, run_dir: Path) -> None:
         self.options = options

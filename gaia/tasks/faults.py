@@ -25,8 +25,8 @@ from gaia.errors import friendly
     "seed": "campaign seed (run i is replayed with --seed S --first i --runs 1)",
     "first": "index of the first run",
     "app": "redis, memcached, mariadb or mongodb",
-    "infra": "apus (replicated servers) or tripod (with --transport tcp); vm is refused "
-             "for now (its pair breaks after a leader kill)",
+    "infra": "apus (replicated servers), tripod (with --transport tcp) or vm (the "
+             "replicated VM pair; --nemesis kill)",
     "nemesis": "fault kinds: kill,pause,restart (any transport), partition,one-way,loss,"
                "rate (tcp only)",
     "transport": "shm (one host) or tcp (one network namespace per replica)",

@@ -225,3 +225,65 @@ class BackupGate:
         is shared, and the backup has sent exactly what the leader has."""
         self.sent["backup"] = dict(self.sent["leader"])
         self.aligned = set(self.sent["leader"])
+
+
+# ---------------------------------------------------------------------------- output commit
+@dataclass
+class OutputCommit:
+    """Holds the leader's frames to the client until the backup has sent the same bytes.
+
+    Why: a reply that reaches the client tells it its write happened. The backup gets the
+    same input, but its guest may drop it (a full receive window, an ACK of data it has not
+    sent) and the client never resends what the leader acknowledged; if the leader then
+    dies, the promoted backup lacks an acknowledged write. So a frame carrying data on a
+    connection the backup shares goes out only once the backup has sent up to the same
+    sequence number (it executed the same input), or after a sync made the backup the
+    leader's copy. Frames leave in the order the leader wrote them; `overdue()` says when
+    the head waited `timeout` seconds (the switch then asks for a sync)."""
+
+    timeout: float = 1.0
+    held: list[tuple[bytes, Conn | None, int, float]] = field(default_factory=list)
+    timeouts: int = 0
+
+    def offer(self, frame: bytes, seg: TcpSegment | None, gate: BackupGate, now: float
+              ) -> list[bytes]:
+        """A leader frame with a backup present: the frames that may go out now."""
+        needs = seg is not None and segment_end(seg) != seg.seq and not seg.flags & SYN
+        if not needs and not self.held:
+            return [frame]
+        conn = conn_of_outbound(seg) if needs and seg is not None else None
+        self.held.append((frame, conn, segment_end(seg) if seg is not None else 0, now))
+        return self.ready(gate)
+
+    def ready(self, gate: BackupGate) -> list[bytes]:
+        """Held frames from the head whose bytes the backup has sent too."""
+        n = 0
+        for _, conn, end, _ in self.held:
+            if conn is not None:
+                sent = gate.sent["backup"].get(conn) if conn in gate.aligned else None
+                if sent is None or seq_after(end, sent):
+                    break
+            n += 1
+        out = [frame for frame, _, _, _ in self.held[:n]]
+        del self.held[:n]
+        return out
+
+    def overdue(self, now: float) -> bool:
+        if self.held and now - self.held[0][3] > self.timeout:
+            self.timeouts += 1
+            self.held[0] = (*self.held[0][:3], now)  # once per timeout, not every poll
+            return True
+        return False
+
+    def release_all(self) -> list[bytes]:
+        """After a sync (the backup is the leader's copy) or without a backup."""
+        out = [frame for frame, _, _, _ in self.held]
+        self.held.clear()
+        return out
+
+    def drop_all(self) -> int:
+        """Failover: the dead leader's held replies never reach the client (the promoted
+        backup answers from its own state; the client's TCP retransmits as needed)."""
+        n = len(self.held)
+        self.held.clear()
+        return n

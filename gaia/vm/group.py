@@ -15,6 +15,7 @@ replies, and the major backup's member takes the APUS lead when the leader dies.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from gaia.vm.pagesync import Copier, SyncState, copy_pages
 from gaia.vm.qemu import QemuVM, RamFile, VmSpec, choose_accel
 from gaia.vm.switch import FrameSwitch
 from gaia.vm.sync import VmSyncRecord, clone_vm, migrate_state, ram_store, sync_vms
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -103,10 +106,10 @@ class VmGroup:
         self._incarnation = 0
         self._rams: list[RamFile] = []
         self._closed = threading.Event()
-        self._syn_thread: threading.Thread | None = None
-        if sync_on_syn:
-            self._syn_thread = threading.Thread(target=self._syn_loop, daemon=True)
-            self._syn_thread.start()
+        # syncs on request: a new connection (sync_on_syn), or a reply the backup did not
+        # match in time (the switch's output commit)
+        self._syn_thread = threading.Thread(target=self._syn_loop, daemon=True)
+        self._syn_thread.start()
 
     # -- helpers -----------------------------------------------------------------------
     @property
@@ -163,6 +166,7 @@ class VmGroup:
                 self.switch.attach("backup", backup.name)
                 self.state = SyncState.after_clone(ram_store(self.leader.ram))
                 backup.ram.array()  # map it now, not inside the first sync's pause
+                self.switch.commit_outputs()  # an exact copy: held replies may go
             finally:
                 self.switch.release()
             self._prepare_spare()
@@ -196,7 +200,8 @@ class VmGroup:
                     before_resume=before_resume,
                     make_channel=self._make_channel,
                 )
-            except BaseException:
+            except BaseException as exc:
+                log.warning("sync %d (%s) failed: %s", len(self.records), reason, exc)
                 fresh.kill()
                 self.switch.forget(fresh.name)
                 # The leader runs on. The backup stays paused, out of the switch: it is
@@ -210,6 +215,7 @@ class VmGroup:
             self.switch.checker.realign()
             self.switch.gate.realign()
             self.switch.release()
+            self.switch.commit_outputs()
             record.catch_up_ms = self.last_catch_up_ms
             self.records.append(record)
             self._prepare_spare()

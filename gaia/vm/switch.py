@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gaia.errors import GaiaError
-from gaia.vm.frames import BackupGate, OutputChecker, is_syn_ack, parse_tcp
+from gaia.vm.frames import BackupGate, OutputChecker, OutputCommit, is_syn_ack, parse_tcp
 from gaia.vm.ordering import InputOrderer
 
 TUNSETIFF = 0x400454CA
@@ -97,6 +97,7 @@ class SwitchStats:
     held_max: int = 0
     syn_syncs: int = 0
     catchup_timeouts: int = 0
+    replies_dropped: int = 0  # held replies of a leader that died (never sent)
     unordered: int = 0  # inbound frames the orderer failed to agree on (dropped)
     last_order_error: str = ""
 
@@ -157,8 +158,10 @@ class FrameSwitch:
         sync_on_syn: bool = False,
         on_sync_request: Callable[[], None] | None = None,
         socket_dir: Path | None = None,
+        output_commit: bool = True,
     ) -> None:
         self.orderer = orderer
+        self.output_commit = output_commit
         self.sync_on_syn = sync_on_syn
         self.on_sync_request = on_sync_request
         self.socket_dir = socket_dir or Path(tempfile.mkdtemp(prefix="gaia-switch-"))
@@ -171,6 +174,7 @@ class FrameSwitch:
         self.targets: dict[str, str] = {}  # role -> VM name
         self.checker = OutputChecker()
         self.gate = BackupGate()
+        self.commit = OutputCommit()  # the leader's replies wait for the backup's
         self.stats = SwitchStats()
         self._held: list[bytes] | None = None
         self._gate_leader: str | None = None  # a promoted backup still draining its gate
@@ -236,6 +240,7 @@ class FrameSwitch:
         with self._lock:
             name = self.targets.pop("backup", None)
             old = self.targets.pop("leader", None)
+            self.stats.replies_dropped += self.commit.drop_all()
             if name is not None:
                 self.targets["leader"] = name
                 # Frames still gated for it are agreed inputs it has not taken yet: it
@@ -295,6 +300,20 @@ class FrameSwitch:
             for frame in held:
                 self._deliver(frame)
         self._wake()
+
+    def commit_outputs(self) -> None:
+        """A sync made the backup the leader's copy: every reply held for it may go."""
+        with self._lock:
+            out = self.commit.release_all()
+        self._to_client(out)
+
+    def _to_client(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            os.write(self.tap, frame)
+
+    def _committing(self) -> bool:
+        """Whether replies wait for the backup (there is one to wait for)."""
+        return self.output_commit and self._link("backup") is not None
 
     # -- the I/O loop --------------------------------------------------------------
     def _wake(self) -> None:
@@ -358,6 +377,7 @@ class FrameSwitch:
 
     def _outbound(self, frame: bytes, vm_name: str) -> None:
         request_sync = False
+        out: list[bytes] = []
         seg = parse_tcp(frame)
         with self._lock:
             role = self._role_of(vm_name)
@@ -372,12 +392,16 @@ class FrameSwitch:
                     request_sync = True
                 self.checker.feed("leader", frame)
                 self.stats.to_client += 1
+                if self._committing():
+                    out = self.commit.offer(frame, seg, self.gate, time.monotonic())
+                else:
+                    out = [*self.commit.release_all(), frame]
             elif role == "backup":
                 self.checker.feed("backup", frame)
                 self.stats.from_backup += 1
                 self._feed_backup()
-        if role == "leader":
-            os.write(self.tap, frame)
+                out = self.commit.ready(self.gate)
+        self._to_client(out)
         if request_sync and self.on_sync_request is not None:
             self.on_sync_request()
 
@@ -396,10 +420,14 @@ class FrameSwitch:
             return
         except OSError:
             data = b""
-        if not data:  # the VM exited
+        if not data:  # the VM exited, or forget() closed its link since select()
             with self._lock:
-                self._sel.unregister(sock)
-                link.sock = None
+                try:
+                    self._sel.unregister(sock)
+                except (KeyError, ValueError):
+                    pass  # forget() unregistered it already (its fd may be -1 now)
+                if link.sock is sock:
+                    link.sock = None
             sock.close()
             return
         for frame in link.frames(data):
@@ -408,7 +436,8 @@ class FrameSwitch:
     def _loop(self) -> None:
         while not self._stop.is_set():
             with self._lock:
-                waiting = bool(self.gate.queue) or any(link.wbuf for link in self.links.values())
+                waiting = (bool(self.gate.queue) or bool(self.commit.held)
+                           or any(link.wbuf for link in self.links.values()))
             for key, _ in self._sel.select(timeout=0.001 if waiting else 0.1):
                 try:
                     if key.fileobj == self.tap:
@@ -424,6 +453,9 @@ class FrameSwitch:
                 self._feed_backup()
                 for link in self.links.values():
                     link.flush()
+                overdue = self.commit.overdue(time.monotonic())
+            if overdue and self.on_sync_request is not None:
+                self.on_sync_request()  # the backup did not answer in time: make it a copy
 
     def close(self) -> None:
         self._stop.set()

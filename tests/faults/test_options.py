@@ -52,14 +52,6 @@ def test_tripod_needs_tcp_and_is_refused_before_anything_starts(tmp_path, monkey
     assert not list(tmp_path.iterdir()), "nothing was created"
 
 
-def test_the_vm_infrastructure_is_refused_with_what_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("GAIA_RUN_ROOT", str(tmp_path))
-    with pytest.raises(ConfigError, match="does not run campaigns yet") as refused:
-        run_campaign(CampaignOptions(infra="vm", nemesis=("kill",)))
-    assert "--infra apus" in refused.value.fix and "--infra tripod" in refused.value.fix
-    assert not list(tmp_path.iterdir()), "nothing was created"
-
-
 def test_unknown_infrastructure():
     with pytest.raises(ConfigError, match="unknown infrastructure"):
         run_campaign(CampaignOptions(infra="mainframe"))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gaia.errors import GaiaError
-from gaia.vm.apus_binding import LEADER, MAJOR, STANDBY, ApusMembers
+from gaia.vm.apus_binding import LEADER, MAJOR, STANDBY, ApusMembers, ApusOrderer
 from gaia.vm.channel import BackupEndpoint, encode_compare
 from gaia.vm.forkclone import ForkedPair
 from gaia.vm.pagesync import SyncState, sync_pages
@@ -87,3 +87,31 @@ def test_a_major_that_took_the_lead_is_replaced_and_answers(members) -> None:
     assert members.major not in (LEADER, MAJOR, STANDBY)  # a fresh member
     assert MAJOR not in members.nodes and members.leader_id != members.major
     assert members.apps[members.major].endpoint is not None
+
+
+def test_members_that_join_after_the_first_ones_left_catch_up_and_answer(members) -> None:
+    """Three failovers: by the third the leader is a member that joined at run time, and
+    the fresh standby (its log empty, knowing only the spec's first members) must still
+    reach it, catch up, and become a major backup that answers sync messages."""
+    orderer = ApusOrderer(members)
+    try:
+        for cycle in range(3):
+            for i in range(50):
+                orderer.order(b"frame %d" % i)
+            members.fail_leader()
+            members.promote_standby()
+            deadline = time.monotonic() + 30
+            while members.nodes[members.standby].commit < members.leader().commit:
+                assert time.monotonic() < deadline, "the new standby never caught up"
+                time.sleep(0.01)
+            if cycle == 2:  # every member the spec started has left
+                assert members.leader_id not in (LEADER, MAJOR, STANDBY)
+            channel = members.channel(BackupEndpoint(np.arange(8, dtype=np.uint64),
+                                                     np.zeros(8, bool)))
+            leader_dirty = np.zeros(8, bool)
+            leader_dirty[2] = True
+            np.testing.assert_array_equal(np.flatnonzero(channel.exchange_dirty(leader_dirty)),
+                                          [2])
+        assert len(orderer.frames_since(orderer.agreed - 50)) == 50
+    finally:
+        orderer.close()

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from gaia.vm.frames import ACK, SYN, BackupGate, OutputChecker, is_syn, is_syn_ack, parse_tcp
+from gaia.vm.frames import (
+    ACK,
+    SYN,
+    BackupGate,
+    OutputChecker,
+    OutputCommit,
+    is_syn,
+    is_syn_ack,
+    parse_tcp,
+)
 
 from .packets import tcp, udp
 
@@ -81,3 +90,41 @@ def test_a_new_syn_unshares_a_reused_port() -> None:
     late = tcp(C, G, 5000, 6379, 78, 4242, ACK)
     gate.push(late, now=0.0)
     assert gate.pop_ready(now=0.0) == [late]
+
+
+def _leader(frame: bytes, commit: OutputCommit, gate: BackupGate, now: float = 0.0) -> list:
+    seg = parse_tcp(frame)
+    if seg is not None:
+        gate.outbound("leader", seg)
+    return commit.offer(frame, seg, gate, now)
+
+
+def test_a_reply_waits_until_the_backup_sent_the_same_bytes() -> None:
+    gate, commit = BackupGate(timeout=60), OutputCommit(timeout=1.0)
+    gate.outbound("leader", parse_tcp(tcp(G, C, 6379, 5000, 1990, 1, ACK, b"x" * 10)))
+    gate.realign()  # a sync: the connection is shared
+    reply = tcp(G, C, 6379, 5000, 2000, 8, ACK, b"+OK\r\n")
+    bare_ack = tcp(G, C, 6379, 5000, 2005, 15, ACK)
+    arp_like = udp(G, C, 1, 2, b"z" * 30)
+    assert _leader(reply, commit, gate) == []
+    assert _leader(bare_ack, commit, gate) == []  # in order: behind the held reply
+    assert _leader(arp_like, commit, gate) == []
+    gate.outbound("backup", parse_tcp(tcp(G, C, 6379, 5000, 2000, 8, ACK, b"+OK")))
+    assert commit.ready(gate) == []  # 2003 < 2005: not the whole reply yet
+    assert not commit.overdue(0.5) and commit.overdue(1.5) and commit.timeouts == 1
+    assert not commit.overdue(1.6), "one sync request per timeout, not one per poll"
+    gate.outbound("backup", parse_tcp(tcp(G, C, 6379, 5000, 2003, 8, ACK, b"\r\n")))
+    assert commit.ready(gate) == [reply, bare_ack, arp_like]
+    assert _leader(bare_ack, commit, gate) == [bare_ack]  # nothing held: straight out
+
+
+def test_replies_on_unshared_connections_wait_for_a_sync_and_die_with_the_leader() -> None:
+    gate, commit = BackupGate(timeout=60), OutputCommit()
+    syn_ack = tcp(G, C, 6379, 6000, 500, 1, SYN | ACK)
+    assert _leader(syn_ack, commit, gate) == [syn_ack]  # carries no data
+    reply = tcp(G, C, 6379, 6000, 501, 9, ACK, b"+PONG\r\n")
+    gate.outbound("backup", parse_tcp(tcp(G, C, 6379, 6000, 9000, 9, ACK, b"+PONG\r\n")))
+    assert _leader(reply, commit, gate) == []  # the backup's guest has its own ISN here
+    assert commit.release_all() == [reply]  # after a sync the backup is the leader's copy
+    assert _leader(reply, commit, gate) == []
+    assert commit.drop_all() == 1 and commit.held == []

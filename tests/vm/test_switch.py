@@ -148,3 +148,23 @@ def test_a_frame_the_orderer_refuses_reaches_no_vm_and_switching_goes_on(rig) ->
     for vm in vms.values():
         assert _payloads(vm.frames()) == [b"after"]
     assert switch.stats.unordered == 1 and "not committed" in switch.stats.last_order_error
+
+
+def test_a_link_forgotten_while_the_switch_reads_it_does_not_stop_switching(rig) -> None:
+    """forget() (a sync dropping a dead VM) may close a link between the switch thread's
+    select() and its read; the thread must shrug that off, not die (every client would
+    then see "no route to host" for the rest of the run)."""
+    switch, _, vms, client = rig
+    spare = FakeVm(switch.listen("spare"))
+    deadline = time.monotonic() + 5
+    while switch.links["spare"].sock is None:
+        assert time.monotonic() < deadline, "the switch never accepted the spare's link"
+        time.sleep(0.01)
+    link = switch.links["spare"]
+    sock = link.sock
+    switch.forget("spare")
+    switch._on_link(link, sock)  # what the switch thread does next with its select() result
+    spare.sock.close()
+    client.sendto(b"after", (switch.guest_ip, 9999))
+    for vm in vms.values():
+        assert _payloads(vm.frames()) == [b"after"]

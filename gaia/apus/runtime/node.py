@@ -190,8 +190,13 @@ class ReplicaRunner:
         nb_heartbeat(seg)
 
     def _track_members(self) -> None:
-        """Map the regions of replicas a membership change added."""
+        """Map the regions of replicas a membership change added, and the leader's: a
+        member that joins with an empty log knows only the spec's first members until the
+        log reaches it, yet must answer a leader elected since (its replies would be lost
+        and it would never catch up)."""
         members = set(self.core.config.members)
+        if self.core.leader is not None:
+            members.add(self.core.leader)
         for new in members - self._members:
             if new == self.id:
                 continue
