@@ -338,8 +338,7 @@ class VmGroup:
 
     def close(self) -> None:
         self._closed.set()
-        if self._syn_thread is not None:
-            self._syn_thread.join(5)
+        self._syn_thread.join(5)
         self._drop_spare()
         for vm in (self.leader, self.backup):
             if vm is not None:

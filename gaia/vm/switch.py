@@ -158,10 +158,8 @@ class FrameSwitch:
         sync_on_syn: bool = False,
         on_sync_request: Callable[[], None] | None = None,
         socket_dir: Path | None = None,
-        output_commit: bool = True,
     ) -> None:
         self.orderer = orderer
-        self.output_commit = output_commit
         self.sync_on_syn = sync_on_syn
         self.on_sync_request = on_sync_request
         self.socket_dir = socket_dir or Path(tempfile.mkdtemp(prefix="gaia-switch-"))
@@ -313,7 +311,7 @@ class FrameSwitch:
 
     def _committing(self) -> bool:
         """Whether replies wait for the backup (there is one to wait for)."""
-        return self.output_commit and self._link("backup") is not None
+        return self._link("backup") is not None
 
     # -- the I/O loop --------------------------------------------------------------
     def _wake(self) -> None:
