@@ -233,8 +233,11 @@ class TripodSystem(System):
         return [n.name for n in self._nodes if not n.process.alive()]
 
     def healthy(self) -> bool:
+        from gaia.tripod.replicas import group_agrees
+
         try:
-            return (not self._down() and len(self._running()) == R
+            running = self._running()
+            return (not self._down() and len(running) == R and group_agrees(running)
                     and self.leader_endpoint() is not None)
         except GaiaError:
             return False  # a controller in transition

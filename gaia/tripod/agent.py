@@ -25,6 +25,7 @@ import json
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -87,6 +88,7 @@ class Agent:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     background: set[asyncio.Task[None]] = field(default_factory=set)
     restarts: dict[str, int] = field(default_factory=dict)
+    boot: str = field(default_factory=lambda: uuid.uuid4().hex)  # this start of the agent
 
     @property
     def work_dir(self) -> Path:
@@ -101,6 +103,7 @@ class Agent:
             c.capacity(),
             c.port_range,
             tuple(self.statuses.values()),
+            self.boot,
         )
 
     # -- main loop -----------------------------------------------------------------------

@@ -59,6 +59,7 @@ class AgentReport:
     capacity: Resources
     port_range: tuple[int, int]
     tasks: tuple[ReplicaStatus, ...] = ()
+    boot: str = ""  # new with every start of the agent: a changed one = the host rebooted
 
 
 @dataclass
@@ -138,19 +139,12 @@ class Allocator:
         self.last_seen[rep.agent_id] = now
         self.reports[rep.agent_id] = rep
         known = self.state.agents.get(rep.agent_id)
-        current = (rep.host, rep.address, rep.capacity, rep.port_range)
-        if (
-            known is None
-            or not known.active
-            or current
-            != (
-                known.host,
-                known.address,
-                known.capacity,
-                known.port_range,
-            )
+        current = (rep.host, rep.address, rep.capacity, rep.port_range, rep.boot)
+        if known is None or not known.active or current != (
+            known.host, known.address, known.capacity, known.port_range, known.boot
         ):
-            return RegisterAgent(rep.agent_id, rep.host, rep.address, rep.capacity, rep.port_range)
+            return RegisterAgent(rep.agent_id, rep.host, rep.address, rep.capacity,
+                                 rep.port_range, rep.boot)
         return None
 
     def is_live(self, agent_id: str, now: float) -> bool:

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -278,14 +278,7 @@ class Controller:
         before = self._previous_status(report, status.key)
         if report is not None:  # merge into the latest report: reconciliation sees it now
             tasks = (*(s for s in report.tasks if s.key != status.key), status)
-            self.reports[agent_id] = AgentReport(
-                report.agent_id,
-                report.host,
-                report.address,
-                report.capacity,
-                report.port_range,
-                tasks,
-            )
+            self.reports[agent_id] = replace(report, tasks=tasks)
             if self.alloc is not None:
                 self.alloc.reports[agent_id] = self.reports[agent_id]
         if self.alloc is not None:

@@ -77,7 +77,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class RegisterAgent(Entry):
-    """An agent joined (or rejoined, or changed capacity): S1's first report."""
+    """An agent joined (or rejoined, or changed capacity, or restarted): S1's first
+    report. A new `boot` of an active agent means its host rebooted: what it ran is gone."""
 
     TYPE: ClassVar[str] = "register_agent"
     agent_id: str
@@ -85,6 +86,7 @@ class RegisterAgent(Entry):
     address: str
     capacity: Resources
     port_range: tuple[int, int]
+    boot: str = ""
 
 
 @dataclass(frozen=True)

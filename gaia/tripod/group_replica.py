@@ -164,11 +164,7 @@ class GroupReplica:
             return None
 
     def apus_status(self) -> ReplicaStatus | None:
-        path = ReplicateSpec.apus_dir(self.group_dir) / f"r{self.member}" / STATUS_FILE
-        try:
-            return ReplicaStatus(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+        return read_apus_status(self.group_dir, self.member)
 
     def role(self) -> tuple[str, int]:
         """("leader", view) when this replica serves clients in `view`; otherwise the
@@ -215,6 +211,16 @@ class GroupReplica:
             os.kill(server_pid, signal.SIGKILL)
         unlink_replica_segments(self.group_id, self.member)
         shm_path(gate_name(self.group_id, self.member)).unlink(missing_ok=True)
+
+
+def read_apus_status(group_dir: Path, member: int) -> ReplicaStatus | None:
+    """The last status APUS member `member` of the group in `group_dir` wrote (None if it
+    never did)."""
+    path = ReplicateSpec.apus_dir(group_dir) / f"r{member}" / STATUS_FILE
+    try:
+        return ReplicaStatus(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def start_group_replica(key: str, member: int, data_dir: Path, timeout: float

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gaia.apus.runtime.status import ReplicaStatus
 from gaia.deployment import Deployment
 from gaia.errors import GaiaError
+from gaia.proc import pid_alive
 from gaia.replicate import control
 from gaia.replicate.spec import ReplicateSpec
 from gaia.tripod.entries import replica_key
-from gaia.tripod.group_replica import GROUP_DIR
+from gaia.tripod.group_replica import GROUP_DIR, read_apus_status
 from gaia.tripod.launch import replica_dir
 from gaia.tripod.state import apus_member_id
 
@@ -50,6 +52,11 @@ class PlacedReplica:
 
     def ask(self, request: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
         return control.call(self.control_socket, request, timeout)
+
+    def apus_status(self) -> ReplicaStatus | None:
+        """Its APUS replica's last status; None if it never wrote one or has died."""
+        status = read_apus_status(replica_dir(self.work_dir, self.key) / GROUP_DIR, self.member)
+        return status if status is not None and pid_alive(status.pid) else None
 
 
 def placed_replicas(cluster: Any, task_id: str) -> list[PlacedReplica]:
@@ -116,6 +123,19 @@ def wait_whole(cluster: Any, task_id: str, r: int, timeout: float = 240.0,
         return running if len(running) == r else None
 
     return wait_until(whole, timeout, f"{r} running replicas of {task_id}")
+
+
+def group_agrees(replicas: list[PlacedReplica]) -> bool:
+    """Every replica's APUS replica lives as a voting member (one leader, the others
+    backups) of one view. The controller's "running" lags a host that just died, and a
+    replica restarted in place or re-placed runs before it recovered or was promoted
+    from learner: until then the group tolerates no further failure."""
+    statuses = [rep.apus_status() for rep in replicas]
+    if any(s is None for s in statuses):
+        return False
+    roles = sorted(s.role for s in statuses)  # type: ignore[union-attr]
+    views = {s.view for s in statuses}  # type: ignore[union-attr]
+    return len(views) == 1 and roles == ["backup"] * (len(roles) - 1) + ["leader"]
 
 
 def caught_up_digests(replicas: list[PlacedReplica], timeout: float = 120.0) -> dict[int, str]:

@@ -57,6 +57,7 @@ class AgentRecord:
     port_range: tuple[int, int]
     active: bool = True
     generation: int = 1  # registrations so far; a rejoined agent has a new generation
+    boot: str = ""  # the agent process's start id (AgentReport.boot)
 
 
 @dataclass
@@ -271,6 +272,7 @@ class ClusterState:
                 port_range=(a["port_range"][0], a["port_range"][1]),
                 active=a["active"],
                 generation=a["generation"],
+                boot=a.get("boot", ""),
             )
         for f in data["frameworks"]:
             state.frameworks[f["framework_id"]] = FrameworkRecord(**f)
@@ -479,7 +481,11 @@ class ControllerStateMachine:
                 capacity=entry.capacity,
                 port_range=entry.port_range,
                 generation=old.generation + 1 if old else 1,
+                boot=entry.boot,
             )
+            if old is not None and old.active and old.boot != entry.boot:
+                for _, rep in state.placed_on(entry.agent_id):
+                    rep.state = LOST  # the host rebooted: replace now, not at a timeout
         elif isinstance(entry, RemoveAgent):
             state.agents[entry.agent_id].active = False
             for _, rep in state.placed_on(entry.agent_id):

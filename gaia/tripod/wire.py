@@ -82,6 +82,7 @@ def report_to_json(report: AgentReport) -> Message:
         "capacity": report.capacity.to_json(),
         "port_range": list(report.port_range),
         "tasks": [asdict(s) for s in report.tasks],
+        "boot": report.boot,
     }
 
 
@@ -93,4 +94,5 @@ def report_from_json(data: Message) -> AgentReport:
         capacity=Resources.from_json(data["capacity"]),
         port_range=(int(data["port_range"][0]), int(data["port_range"][1])),
         tasks=tuple(ReplicaStatus(**s) for s in data.get("tasks", ())),
+        boot=str(data.get("boot", "")),
     )

@@ -9,13 +9,12 @@ down after the run. With `--run-dir`:
   - a task directory (`<tripod run dir>/tasks/<id>`, holding deployment.json): follow it;
   - a TRIPOD run directory (`gaia tripod up`): submit the app into that deployment and
     kill the task after the run (the deployment stays up).
-Options (InfraOptions.extra): `r` (3; or the environment's GAIA_TRIPOD_R, as `invoke
-ycsb` passes no extra options yet), `agents` (r + 1), `hosts` (netns), `task_id`.
+Options (`-p gaia.infra.<name>=<value>`): `r` (3), `agents` (r + 1), `hosts` (netns),
+`task_id`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -44,8 +43,9 @@ def binding_props(app: str, host: str, port: int) -> dict[str, str]:
 
 @contextmanager
 def provide(app: str, options: InfraOptions) -> Iterator[Target]:
-    extra = options.extra
-    r = int(extra.get("r", os.environ.get("GAIA_TRIPOD_R", 3)))
+    extra = options.take("tripod", {"r": (int, 3), "agents": (int, 0), "hosts": (str, "netns"),
+                                    "task_id": (str, None)})
+    r = extra["r"]
     run_dir = Path(options.run_dir) if options.run_dir else None
     if run_dir is not None and not (run_dir / LAYOUT_FILE).exists() and \
             (run_dir / "deployment.json").exists():  # a task directory
@@ -59,7 +59,7 @@ def provide(app: str, options: InfraOptions) -> Iterator[Target]:
     own = run_dir is None
     with start_cluster(r, extra) if own else nullcontext() as cluster:
         where = cluster.run_dir if cluster is not None else run_dir
-        with task_of(where, app, r, extra.get("task_id")) as (task_id, details):
+        with task_of(where, app, r, extra["task_id"]) as (task_id, details):
             dep = serving_deployment(where, task_id)
             endpoint = Endpoint.from_run_dir(dep, options.failover_timeout)
             details.update(tripod_run_dir=str(where), own_deployment=own)
@@ -69,8 +69,8 @@ def provide(app: str, options: InfraOptions) -> Iterator[Target]:
 
 @contextmanager
 def start_cluster(r: int, extra: dict[str, Any]) -> Iterator[TripodCluster]:
-    options = TripodOptions(agents=int(extra.get("agents", r + 1)), cpus=1, mem_mb=2048,
-                            hosts=str(extra.get("hosts", "netns")))
+    options = TripodOptions(agents=extra["agents"] or r + 1, cpus=1, mem_mb=2048,
+                            hosts=extra["hosts"])
     with TripodCluster(new_run_dir("tripod"), options).start() as cluster:
         yield cluster
 

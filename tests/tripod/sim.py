@@ -10,7 +10,7 @@ from gaia.tripod.allocation import AgentReport, Allocator, Offer, ReplicaStatus,
 from gaia.tripod.entries import Entry, TaskSpec, encode, replica_key
 from gaia.tripod.reconcile import Reconciler
 from gaia.tripod.resources import Resources
-from gaia.tripod.state import Applied, ControllerStateMachine, Kill, Launch
+from gaia.tripod.state import Action, Applied, ControllerStateMachine, Kill, Launch
 
 PORTS = (31000, 31099)
 
@@ -22,6 +22,7 @@ class SimAgent:
     capacity: Resources
     alive: bool = True
     running: dict[str, str] = field(default_factory=dict)  # key -> state
+    boot: str = "boot-0"
 
     def report(self) -> AgentReport:
         return AgentReport(
@@ -31,6 +32,7 @@ class SimAgent:
             self.capacity,
             PORTS,
             tuple(ReplicaStatus(k, s) for k, s in sorted(self.running.items())),
+            self.boot,
         )
 
 
@@ -67,7 +69,7 @@ class SimCluster:
         self.applied.append(results[self.leader])
         return results[self.leader]
 
-    def execute(self, action: Launch | Kill) -> None:
+    def execute(self, action: Action) -> None:
         a = action.replica
         agent = self.agents.get(a.agent_id)
         if agent is None or not agent.alive:
@@ -75,8 +77,9 @@ class SimCluster:
         key = replica_key(action.task_id, a.index, a.incarnation)
         if isinstance(action, Launch):
             agent.running.setdefault(key, "running")
-        elif key in agent.running:
+        elif isinstance(action, Kill) and key in agent.running:
             agent.running[key] = "killed"
+        # Reconfigure: the replica keeps running (it learns its group's new members)
 
     # -- agents, frameworks, time -----------------------------------------------------------
     def add_agent(self, agent_id: str, host: str, cpus: float = 4, mem: int = 4096) -> SimAgent:
@@ -137,6 +140,13 @@ class SimCluster:
         agent = self.agents[agent_id]
         agent.alive = False
         agent.running.clear()
+
+    def reboot_agent(self, agent_id: str) -> None:
+        """The host dies and comes back at once (within the agent timeout): an empty
+        agent with a new boot id."""
+        agent = self.agents[agent_id]
+        agent.running.clear()
+        agent.boot = f"boot-{int(agent.boot.rsplit('-', 1)[1]) + 1}"
 
 
 def task(task_id: str, r: int = 1, cpus: float = 0.5, mem: int = 128) -> TaskRequest:

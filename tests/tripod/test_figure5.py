@@ -35,7 +35,7 @@ def test_s1_agents_report_resources_and_host_identity_periodically():
     sim.add_agent("a0", "h0", cpus=2, mem=2048)
     registered = [r.entry for r in sim.applied if isinstance(r.entry, RegisterAgent)]
     assert registered == [
-        RegisterAgent("a0", "h0", "addr-h0", Resources(2000, 2048), (31000, 31099))
+        RegisterAgent("a0", "h0", "addr-h0", Resources(2000, 2048), (31000, 31099), "boot-0")
     ]
     sim.advance(1.0, rounds=3)  # unchanged reports are soft state: no new entries
     assert len(sim.log) == 1
@@ -166,6 +166,32 @@ def test_agent_dying_during_placement_replica_is_placed_elsewhere(r):
     assert len(sim.state.tasks["t"].hosts_in_use()) == r  # still distinct hosts
     sim.advance(0.1)
     assert sim.agents[new.assignment.agent_id].running == {f"t/{victim.index}/1": "running"}
+
+
+@pytest.mark.parametrize("new_leader", [False, True])
+def test_a_rebooted_hosts_replicas_are_replaced_at_once(new_leader):
+    """The host of replica 1 reboots faster than the agent timeout: its new boot id alone
+    tells every controller (also one that took over meanwhile) that the replica is gone,
+    so it is re-placed well before the launch timeout."""
+    sim = cluster(hosts=5)
+    sim.register_framework("f", max_r=3)
+    offer = sim.offer("f")
+    sim.launch(offer, [task("t", r=3)])
+    sim.advance(0.1)
+    victim = sim.state.tasks["t"].replicas[1].assignment
+    if new_leader:
+        sim.change_leader(1)
+    sim.reboot_agent(victim.agent_id)
+    sim.advance(0.1)  # the report marks it lost, the same reconciliation re-places it
+    lost = [a.entry for a in sim.applied if isinstance(a.entry, ReplaceReplica)]
+    assert [e.reason for e in lost] == [f"agent {victim.agent_id} lost"]
+    new = sim.state.tasks["t"].replicas[1]
+    assert new.state == PLACED and new.assignment.incarnation == victim.incarnation + 1
+    assert sim.now < sim.reconciler.launch_timeout
+    sim.advance(0.1)
+    assert sim.agents[new.assignment.agent_id].running == {"t/1/1": "running"}
+    others = [sim.state.tasks["t"].replicas[i] for i in (0, 2)]
+    assert [(r.state, r.assignment.incarnation) for r in others] == [(PLACED, 0)] * 2
 
 
 def test_replica_never_launched_is_replaced_after_the_launch_timeout():
