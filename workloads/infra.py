@@ -46,13 +46,55 @@ PROVIDERS: dict[str, str | Provider] = {
 }
 
 
+EXTRA_PREFIX = "gaia.infra."  # `-p gaia.infra.<name>=<value>`: an option of the provider
+
+
+def flag(value: Any) -> bool:
+    """A boolean option given as a -p string (true/false, yes/no, 1/0) or a bool."""
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(value)
+
+
 @dataclass
 class InfraOptions:
     host: str = "127.0.0.1"
     port: int = 0
     run_dir: Path | None = None
     failover_timeout: float = 30.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # the gaia.infra.* properties
+
+    def take(self, infra: str, known: dict[str, tuple[Callable[[Any], Any], Any]]
+             ) -> dict[str, Any]:
+        """The provider's own options, converted: `known` maps each name to (converter,
+        default). An unknown name or a value the converter refuses is a ConfigError that
+        names the property, so a typo never runs a different experiment silently."""
+        unknown = sorted(set(self.extra) - set(known))
+        if unknown:
+            names = ", ".join(f"{EXTRA_PREFIX}{k}" for k in sorted(known)) or "none"
+            raise ConfigError(f"--infra {infra} has no option `{EXTRA_PREFIX}{unknown[0]}`",
+                              f"its options: {names}")
+        out = {}
+        for name, (convert, default) in known.items():
+            if name not in self.extra:
+                out[name] = default
+                continue
+            try:
+                out[name] = convert(self.extra[name])
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"`{EXTRA_PREFIX}{name}={self.extra[name]}` is not a valid value",
+                    f"--infra {infra} wants a {getattr(convert, '__name__', 'value')} there",
+                ) from None
+        return out
+
+
+def extra_options(props: dict[str, str]) -> dict[str, str]:
+    """The `gaia.infra.*` properties of a YCSB configuration, without the prefix."""
+    return {k[len(EXTRA_PREFIX):]: v for k, v in props.items() if k.startswith(EXTRA_PREFIX)}
 
 
 @dataclass
@@ -101,6 +143,7 @@ def server_props(app: str, server: Any) -> dict[str, str]:
 @contextmanager
 def local_server(app: str, options: InfraOptions) -> Iterator[Target]:
     """The `none` infrastructure (see the module docstring)."""
+    options.take("none", {})
     if options.run_dir is not None:
         endpoint = Endpoint.from_run_dir(options.run_dir, options.failover_timeout)
         yield Target(endpoint, app, "none", details={"run_dir": str(options.run_dir)})

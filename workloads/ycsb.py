@@ -132,6 +132,7 @@ def run_ycsb(opts: YcsbOptions, out: TextIO | None = None) -> YcsbOutcome:
         port=opts.port,
         run_dir=Path(rundir) if rundir else None,
         failover_timeout=float(config.get("gaia.failover.timeout") or 30),
+        extra=infra.extra_options(config.props),
     )
     with infra.get(opts.infra)(app, options) as target:
         if target.props:  # the infrastructure's settings, under the user's own

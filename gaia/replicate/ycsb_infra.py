@@ -4,7 +4,7 @@ The provider starts a ReplicatedGroup of the app (in this process: its monitor k
 deployment.json current), yields a leader-aware endpoint (the bindings follow the leader
 through deployment.json across failovers) and stops the group when the run ends. With
 `--run-dir` of a running `gaia replicate` deployment it follows that one instead and
-starts nothing. Options (InfraOptions.extra): `replicas` (3), `transport` (shm|tcp),
+starts nothing. Options (`-p gaia.infra.<name>=<value>`): `replicas` (3), `transport` (shm|tcp),
 `front_port` (connect through the stable front port instead: one extra hop),
 `keep_run_dir` (keep the servers' data afterwards).
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from gaia.replicate.group import ReplicatedGroup
 from workloads.bindings.endpoint import Endpoint
-from workloads.infra import InfraOptions, Target
+from workloads.infra import InfraOptions, Target, flag
 
 
 def binding_props(app: str, host: str, port: int) -> dict[str, str]:
@@ -44,11 +44,10 @@ def provide(app: str, options: InfraOptions) -> Iterator[Target]:
         yield Target(endpoint, app, "apus", props=binding_props(app, *endpoint.current()),
                      details={"run_dir": str(options.run_dir)})
         return
-    extra = options.extra
-    front = extra.get("front_port")
-    group = ReplicatedGroup.of(app, int(extra.get("replicas", 3)),
-                               transport=str(extra.get("transport", "shm")),
-                               front_port=None if front is None else int(front))
+    extra = options.take("apus", {"replicas": (int, 3), "transport": (str, "shm"),
+                                  "front_port": (int, None), "keep_run_dir": (flag, False)})
+    group = ReplicatedGroup.of(app, extra["replicas"], transport=extra["transport"],
+                               front_port=extra["front_port"])
     with group:
         details = details_of(group)
         if group.forwarder is not None:

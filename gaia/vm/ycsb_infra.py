@@ -3,7 +3,7 @@ backup, synced periodically), reached at one fixed address through the frame swi
 
 The guest address never changes on failover (the promoted backup has the same IP and
 MAC and the switch forwards its frames), so the bindings use a fixed endpoint.
-Options (InfraOptions.extra): `vm_sync_interval` seconds between syncs (default 1.0),
+Options (`-p gaia.infra.<name>=<value>`): `vm_sync_interval` seconds between syncs (1.0),
 `vm_mem_mib` (default: what the app's guest needs). The syncs made during the run land in Target.details.
 """
 
@@ -50,9 +50,8 @@ class PeriodicSync:
 @contextmanager
 def provide(app: str, options: InfraOptions) -> Iterator[Target]:
     run_dir = Path(options.run_dir) if options.run_dir else new_run_dir("vm")
-    interval = float(options.extra.get("vm_sync_interval", 1.0))
-    mem = options.extra.get("vm_mem_mib")
-    mem = int(mem) if mem else None
+    extra = options.take("vm", {"vm_sync_interval": (float, 1.0), "vm_mem_mib": (int, None)})
+    interval, mem = extra["vm_sync_interval"], extra["vm_mem_mib"]
     with VmGroup(run_dir, app=app, mem_mib=mem) as group:
         group.start()
         syncer = PeriodicSync(group, interval)

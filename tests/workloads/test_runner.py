@@ -220,6 +220,9 @@ def test_invoke_task_starts_the_server_itself_and_saves_a_record(tmp_path, monke
         (["-p", "readproportion=0.9"], "proportions sum to"),
         (["-p", "requestdistribution=zipf"], "unknown request distribution"),
         (["--port", "1"], "cannot reach 127.0.0.1:1"),
+        (["-p", "gaia.infra.r=3"], "--infra none has no option `gaia.infra.r`"),
+        (["--infra", "apus", "-p", "gaia.infra.replicas=three"],
+         "`gaia.infra.replicas=three` is not a valid value"),
     ],
 )
 def test_invoke_task_bad_input_exits_non_zero_with_one_line(args, needle):
@@ -227,6 +230,33 @@ def test_invoke_task_bad_input_exits_non_zero_with_one_line(args, needle):
     assert done.returncode != 0
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in done.stderr
+
+
+def test_gaia_infra_properties_reach_the_provider_converted(fresh_server):
+    """`-p gaia.infra.<name>=<value>` is the provider's option, typed by what it declares."""
+    from contextlib import contextmanager
+
+    from workloads import infra
+    from workloads.bindings.endpoint import Endpoint
+
+    server, _ = fresh_server("redis")
+    seen = {}
+
+    @contextmanager
+    def probe(app, options):
+        seen.update(options.take("probe", {"r": (int, 3), "hosts": (str, "netns"),
+                                           "keep": (infra.flag, False)}))
+        yield infra.Target(Endpoint("127.0.0.1", server.port), app, "probe")
+
+    infra.register("probe", probe)
+    try:
+        run_ycsb(YcsbOptions(app="redis", workload="c", infra="probe", records=10, ops=10,
+                             save=False, status=False,
+                             overrides=["gaia.infra.r=1", "gaia.infra.keep=yes"]),
+                 out=io.StringIO())
+    finally:
+        infra.PROVIDERS.pop("probe")
+    assert seen == {"r": 1, "hosts": "netns", "keep": True}
 
 
 def test_seeded_runs_repeat_their_key_sequence():
