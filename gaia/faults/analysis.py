@@ -13,6 +13,7 @@ in every order the clients could have seen), or when the replica holds nothing a
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,12 +92,30 @@ class FaultSpan:
                 and self.leader in self.targets)
 
 
-def recovery_ns(history: Sequence[Operation], start_ns: int) -> int | None:
-    """From `start_ns` to the completion of the first acknowledged operation invoked at or
-    after it: how long clients could not get anything done (None: nothing succeeded)."""
-    ends = [op.complete_ns for op in history
-            if op.outcome == "ok" and op.complete_ns is not None and op.invoke_ns >= start_ns]
-    return min(ends) - start_ns if ends else None
+LANDING_NS = 100_000_000  # a fault takes effect within this long after it is stamped
+
+
+def recovery_ns(history: Sequence[Operation], start_ns: int,
+                landing_ns: int = LANDING_NS) -> int | None:
+    """From the fault to the end of the longest stall it caused: the longest gap between
+    consecutive acknowledged completions that began no later than `landing_ns` after the
+    fault's stamp, measured to the completion that ended it. The nemesis stamps a fault
+    before its signal or firewall rule lands, so operations invoked just after the stamp
+    may still complete; the stall is what clients saw. None: that stall never ended."""
+    ends = sorted(op.complete_ns for op in history
+                  if op.outcome == "ok" and op.complete_ns is not None)
+    before = [e for e in ends if e < start_ns]
+    marks = [before[-1] if before else start_ns, *(e for e in ends if e >= start_ns)]
+    best: tuple[int, int] | None = None  # (gap, end of the gap)
+    for a, b in itertools.pairwise(marks):
+        if a > start_ns + landing_ns:
+            break
+        if best is None or b - a > best[0]:
+            best = (b - a, b)
+    last_landed = max(m for m in marks if m <= start_ns + landing_ns)
+    if last_landed == marks[-1] or best is None:
+        return None  # clients have not got through since the stall began
+    return best[1] - start_ns
 
 
 def election_ns(changes: Sequence[tuple[int, str | None]], fault: FaultSpan) -> int | None:
@@ -124,9 +143,10 @@ def _ms(ns: int | None) -> float | None:
 
 
 def failovers(history: Sequence[Operation], faults: Iterable[FaultSpan],
-              changes: Sequence[tuple[int, str | None]]) -> list[Failover]:
+              changes: Sequence[tuple[int, str | None]],
+              landing_ns: int = LANDING_NS) -> list[Failover]:
     """One sample per fault that hit the leader."""
-    return [Failover(f.kind, f.start_ns, recovery_ns(history, f.start_ns),
+    return [Failover(f.kind, f.start_ns, recovery_ns(history, f.start_ns, landing_ns),
                      election_ns(changes, f)) for f in faults if f.hit_leader]
 
 

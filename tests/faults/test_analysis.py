@@ -85,23 +85,33 @@ def test_sequential_writes_lose_nothing_exactly_when_the_last_one_is_kept(spans)
         assert {lw.write.value for lw in lost} == {f"v{j}" for j in range(i + 1, len(spans))}
 
 
-def test_recovery_is_the_first_acknowledged_op_invoked_after_the_fault():
-    history = [op("read", "k", None, 0, 200),  # invoked before: does not count
-               op("read", "k", None, 120, 170, "unknown"),
-               op("write", "k", "a", 130, 190),
-               op("write", "k", "b", 140, 180, "fail")]
-    assert recovery_ns(history, 100) == 90
-    assert recovery_ns(history, 500) is None
+def test_recovery_ends_the_longest_stall_that_began_as_the_fault_landed():
+    """The nemesis stamps the fault at 100; the kill lands a few ns later, so an op
+    invoked at 101 still completes at 104; then nothing until the new leader at 400."""
+    history = [op("write", "k", f"v{t}", t - 5, t) for t in range(10, 100, 10)]
+    history += [op("write", "k", "late", 101, 104),
+                op("read", "k", None, 102, None, "unknown"),
+                op("write", "k", "b", 350, 400), op("read", "k", None, 401, 410),
+                op("write", "k", "c", 150, 600, "fail")]
+    assert recovery_ns(history, 100, landing_ns=50) == 300
+    assert recovery_ns(history, 500, landing_ns=50) is None  # nothing completed since
+
+
+def test_recovery_is_none_while_the_stall_lasts_and_small_without_one():
+    stalled = [op("write", "k", "a", 0, 90), op("write", "k", "b", 95, 120)]
+    assert recovery_ns(stalled, 100, landing_ns=50) is None
+    steady = [op("write", "k", f"v{t}", t - 5, t) for t in range(10, 1000, 10)]
+    assert recovery_ns(steady, 100, landing_ns=50) <= 10  # no stall: the normal pace
 
 
 def test_failover_only_for_faults_that_took_the_leader():
-    history = [op("write", "k", "a", 1_000, 1_500)]
+    history = [op("write", "k", "a", 800, 850), op("write", "k", "a", 1_000, 1_500)]
     faults = [FaultSpan("kill", ("r1",), 900, 2_000, "r1"),
               FaultSpan("kill", ("r2",), 950, 2_000, "r1"),
               FaultSpan("loss", ("r1",), 960, 2_000, "r1"),
               FaultSpan("partition", ("r1",), 970, 2_000, "r1")]
     changes = [(800, "r1"), (1_100, None), (1_200, "r0")]
-    found = failovers(history, faults, changes)
+    found = failovers(history, faults, changes, landing_ns=50)
     assert [f.kind for f in found] == ["kill", "partition"]
     assert found[0].unavailable_ns == 600 and found[0].election_ns == 300
 
