@@ -215,13 +215,13 @@ def _group_spec(p: LatencyParams) -> GroupSpec:
     return spec
 
 
-def _run_dir(p: LatencyParams) -> tuple[Path, bool]:
+def _run_dir(p: LatencyParams) -> Path:
     """Where the group lives; fsync on tmpfs puts it (and so the logs) under /dev/shm."""
     if p.durability == "fsync" and p.storage == "tmpfs":
         from gaia.peers.base import data_root
 
-        return data_root("tmpfs"), True
-    return new_run_dir("latency-apus"), False
+        return data_root("tmpfs")
+    return new_run_dir("latency-apus")
 
 
 def client_spin(p: LatencyParams) -> int:
@@ -236,7 +236,7 @@ def measure(p: LatencyParams) -> ApusRun:
     from gaia.baselines.measure import cpu_delta, cpu_seconds
 
     spec = _group_spec(p)
-    run_dir, on_tmpfs = _run_dir(p)
+    run_dir = _run_dir(p)
     start_group(spec, run_dir, wait=300)
     failed = True
     try:
@@ -290,7 +290,7 @@ def measure(p: LatencyParams) -> ApusRun:
         failed = False
     finally:
         stop_group(run_dir)
-        if on_tmpfs and not failed:
+        if not failed:  # a failed run keeps its replicas' logs for the error's "see"
             shutil.rmtree(run_dir, ignore_errors=True)
     floor = pingpong.run_shm(p.floor_rounds, pinned=p.pin != "none") \
         if p.transport == "shm" else pingpong.run_tcp(max(1000, p.floor_rounds // 5))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -173,9 +174,11 @@ def sweep(plan: Plan, *, clients: int = 8, rounds: int = 2000, payload: int = 64
             progress(f"{protocol}{'/' + transport if protocol == 'apus' else ''} x{replicas}")
         extra = dict(apus_options or {}) if protocol == "apus" else {}
         started = time.monotonic()
+        run_dir = new_run_dir(f"latency-{protocol}")
         got = measure(protocol, replicas, clients=clients, rounds=rounds, payload=payload,
                       durability=durability, storage=storage, transport=transport,
-                      run_dir=new_run_dir(f"latency-{protocol}"), **extra)
+                      run_dir=run_dir, **extra)
+        shutil.rmtree(run_dir, ignore_errors=True)  # measured: nothing left to inspect
         for result in got:
             result.notes["seconds"] = round(time.monotonic() - started, 1)
             result.notes["notes"] = [*notes, *([timeshare_note([replicas])]

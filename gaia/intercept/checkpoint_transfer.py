@@ -26,6 +26,7 @@ from typing import BinaryIO
 from gaia.intercept.checkpoint_store import Checkpoint, CheckpointError, CheckpointStore
 
 _TIMEOUT = 60.0
+_CONNECT_TIMEOUT = 5.0
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -119,8 +120,9 @@ def fetch_checkpoint(address: tuple[str, int], store: CheckpointStore,
                      which: str = "newest") -> Checkpoint:
     """Copy checkpoint `which` ("newest" or an index) from the guard serving `address`
     into `store`; returns its record there."""
-    try:
-        sock = socket.create_connection(address, timeout=_TIMEOUT)
+    try:  # a peer across a partition must not hold a restarting replica for a minute
+        sock = socket.create_connection(address, timeout=_CONNECT_TIMEOUT)
+        sock.settimeout(_TIMEOUT)
     except OSError as exc:
         raise CheckpointError(f"cannot reach the checkpoint server at {address[0]}:"
                               f"{address[1]} ({exc.strerror or exc})",

@@ -191,7 +191,8 @@ class ReplicaAgent:
         if self.spec.app is None:
             return  # a generic command has no snapshot
         store = CheckpointStore(self.dir / "checkpoints")
-        self.checkpoints = serve_checkpoints(store, self.server.host)
+        self.checkpoints = serve_checkpoints(store, self.server.host,
+                                             self.spec.checkpoint_ports.get(self.id, 0))
         self.status.checkpoint_port = self.checkpoints.address[1]
         self.guard = make_guard(self.member, self.reader, store, self.spec.app,
                                 self._new_replayer, self.spec.checkpoint_every)
@@ -202,14 +203,12 @@ class ReplicaAgent:
         assert self.guard is not None or self.spec.app is None
         if self.guard is None:
             return False
-        peers = [a for r, a in read_agent_statuses(self.run_dir, self.spec).items()
-                 if r != self.id and a.state == BACKUP and a.checkpoint_port]
-        for peer in peers:
-            self.guard.fetch_from = (peer.host, peer.checkpoint_port)
+        for peer, where in self._checkpoint_sources():
+            self.guard.fetch_from = where
             try:
                 done = self.guard.recover()
             except CheckpointError as exc:
-                log.warning("no checkpoint from r%d: %s", peer.id, exc.problem)
+                log.warning("no checkpoint from r%d: %s", peer, exc.problem)
                 continue
             self.status.recovered_from = (f"checkpoint {done.checkpoint.index} of "
                                           f"{done.checkpoint.source} + "
@@ -217,7 +216,24 @@ class ReplicaAgent:
             log.warning("replica %d recovered from %s", self.id, self.status.recovered_from)
             return True
         self.status.recovered_from = "the whole log (no peer checkpoint)"
+        if self.server is not None and not self.server.alive():
+            self._start_server()  # a failed attempt stopped it: replay into an empty one
+            assert self.member is not None
+            self.member.server = self.server
         return False
+
+    def _checkpoint_sources(self) -> list[tuple[int, tuple[str, int]]]:
+        """(peer, (host, port)) of every guard that may serve a checkpoint: the backups
+        whose status files this host holds, then the fixed ports of the spec (peers on
+        other hosts), each once."""
+        out = [(r, (a.host, a.checkpoint_port))
+               for r, a in read_agent_statuses(self.run_dir, self.spec).items()
+               if r != self.id and a.state == BACKUP and a.checkpoint_port]
+        for r, port in sorted(self.spec.checkpoint_ports.items()):
+            where = (self.spec.hosts.get(r, "127.0.0.1"), port)
+            if r != self.id and where not in {w for _, w in out}:
+                out.append((r, where))
+        return out
 
     def shutdown(self) -> None:
         if self.checkpoints is not None:

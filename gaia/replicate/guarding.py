@@ -59,5 +59,5 @@ def make_guard(member: LocalReplica, reader: CommittedLogReader, store: Checkpoi
                  lambda m, after, sessions: replayer(after, sessions), policy, tick_s=0.5)
 
 
-def serve_checkpoints(store: CheckpointStore, host: str) -> CheckpointServer:
-    return CheckpointServer(store, host=host, port=0).start()
+def serve_checkpoints(store: CheckpointStore, host: str, port: int = 0) -> CheckpointServer:
+    return CheckpointServer(store, host=host, port=port).start()

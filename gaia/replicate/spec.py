@@ -36,6 +36,9 @@ class ReplicateSpec:
     durability: str = "memory"
     app_ports: dict[int, int] = field(default_factory=dict)
     hosts: dict[int, str] = field(default_factory=dict)  # where each server listens
+    # where each replica's guard serves checkpoints (empty: any free port, found through
+    # the agents' status files; TRIPOD fixes them, its replicas' files are on other hosts)
+    checkpoint_ports: dict[int, int] = field(default_factory=dict)
     namespaces: dict[int, str] = field(default_factory=dict)  # tcp mode: id -> netns
     front_port: int | None = None
     serialize: bool | None = None  # the shim's leader gate (None: the app's default)
@@ -97,6 +100,6 @@ class ReplicateSpec:
     def load(cls, run_dir: Path) -> ReplicateSpec:
         data = load_json(Path(run_dir) / SPEC_FILE, "no replicated deployment",
                          "start one with `gaia replicate` or pass its --run-dir")
-        for key in ("app_ports", "hosts", "namespaces"):
+        for key in ("app_ports", "hosts", "namespaces", "checkpoint_ports"):
             data[key] = {int(k): v for k, v in data.get(key, {}).items()}
         return cls(**data)

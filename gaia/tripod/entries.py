@@ -20,13 +20,16 @@ from gaia.errors import ConfigError
 from gaia.tripod.resources import Resources
 
 # Ports a replica needs: "app" for the server itself; R > 1 replicas also get "apus",
-# the port of their APUS replica (the group of replicas is wired from these).
+# the port of their APUS replica (the group of replicas is wired from these), and
+# "checkpoint", where its guard serves server checkpoints to a peer that restarts on
+# another host after the log was compacted.
 APP_PORT = "app"
 APUS_PORT = "apus"
+CHECKPOINT_PORT = "checkpoint"
 
 
 def port_names(r: int) -> tuple[str, ...]:
-    return (APP_PORT,) if r == 1 else (APP_PORT, APUS_PORT)
+    return (APP_PORT,) if r == 1 else (APP_PORT, APUS_PORT, CHECKPOINT_PORT)
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,7 @@ def spec_from_json(data: dict[str, Any]) -> TaskSpec:
 __all__ = [
     "APP_PORT",
     "APUS_PORT",
+    "CHECKPOINT_PORT",
     "ENTRY_TYPES",
     "EndReplica",
     "Entry",

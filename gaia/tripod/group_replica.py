@@ -76,6 +76,8 @@ def replicate_spec(group: dict[str, Any], spec: TaskSpec, group_id: str,
         durability="memory",
         app_ports={m["member"]: m["app_port"] for m in members},
         hosts={m["member"]: m["address"] for m in members},
+        checkpoint_ports={m["member"]: m["checkpoint_port"] for m in members
+                          if m.get("checkpoint_port")},
         election_ms=ELECTION_MS,
         group_id=group_id,
     )
@@ -240,7 +242,10 @@ def start_group_replica(key: str, member: int, data_dir: Path, timeout: float
         _wait(lambda: _node_ready(replica), timeout, replica, "its APUS replica")
         replica.agent = proc.spawn(
             f"tripod-replicate-{key}",
-            [python, "-m", "gaia.replicate.agent", "--run-dir", str(gdir), "--id", str(member)],
+            # --recover: a peer's newest checkpoint + the log suffix (the only way back
+            # once the group compacted its log; with no checkpoint anywhere, the whole log)
+            [python, "-m", "gaia.replicate.agent", "--run-dir", str(gdir), "--id", str(member),
+             "--recover"],
             ReplicateSpec.replica_dir(gdir, member) / "agent.log", cwd=REPO)
         _wait(lambda: _agent_ready(replica), timeout, replica, "its server")
     except BaseException:

@@ -4,7 +4,10 @@ report, and decide the entries that repair the difference. Pure: callers pass `n
 - an agent silent for longer than the agent timeout -> RemoveAgent (its replicas: lost);
 - a lost replica, or one its agent never reported within the launch timeout (the agent or
   the launching controller died during placement) -> ReplaceReplica on another host;
-- a replica its agent reports as exited -> EndReplica (frees its resources);
+- a replica its agent reports as exited -> EndReplica (frees its resources); except a
+  failed replica of an R > 1 task (its agent's in-place restarts did not bring it back):
+  it is re-placed like a lost one, up to MAX_INCARNATIONS, so the task regains its
+  strength instead of running short of a replica for good;
 - a process an agent runs that the log does not know (a replaced incarnation, an R = 1
   task whose record never committed) -> killed, as Mesos reconciliation does.
 A proposal in flight is not proposed again before `retry_after` seconds.
@@ -17,6 +20,8 @@ from dataclasses import dataclass, field
 from gaia.tripod.allocation import Allocator, PlacementError
 from gaia.tripod.entries import EndReplica, Entry, RemoveAgent, replica_key
 from gaia.tripod.state import ENDED_STATES, LOST, PLACED
+
+MAX_INCARNATIONS = 16  # re-placements of one R > 1 replica after failures, then it ends
 
 
 @dataclass
@@ -81,7 +86,12 @@ class Reconciler:
         status = None
         if report is not None:
             status = next((s for s in report.tasks if s.key == key), None)
-        if status is not None and status.state in ENDED_STATES:
+        task = alloc.state.tasks[task_id]
+        if status is not None and status.state == "failed" and task.r > 1 and \
+                rep.assignment.incarnation + 1 < MAX_INCARNATIONS:
+            self._replace(alloc, out, task_id, index, now,
+                          f"failed on agent {rep.assignment.agent_id}: {status.message[:200]}")
+        elif status is not None and status.state in ENDED_STATES:
             if self.once(f"end:{key}", now):
                 out.entries.append(
                     EndReplica(

@@ -23,6 +23,7 @@ from typing import Any
 from gaia.tripod.entries import (
     APP_PORT,
     APUS_PORT,
+    CHECKPOINT_PORT,
     EndReplica,
     Entry,
     KillTask,
@@ -101,6 +102,7 @@ class GroupMember:
     app_port: int
     apus_port: int | None
     member: int = 0  # the APUS replica id of this incarnation (apus_member_id)
+    checkpoint_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ class TaskRecord:
                 app_port=rep.assignment.port(APP_PORT),
                 apus_port=dict(rep.assignment.ports).get(APUS_PORT),
                 member=apus_member_id(rep.assignment.index, rep.assignment.incarnation, self.r),
+                checkpoint_port=dict(rep.assignment.ports).get(CHECKPOINT_PORT),
             )
             for rep in self.replicas
         )

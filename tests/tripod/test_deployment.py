@@ -5,6 +5,7 @@ layer, clients at its serving replica)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from gaia.errors import GaiaError
 from gaia.net import wait_listening
 from gaia.tripod import wire
 from gaia.tripod.allocation import TaskRequest
@@ -225,6 +227,37 @@ def test_host_of_the_serving_replica_dies_r3_task_keeps_serving_with_its_state(
     assert len({p.address for p in whole}) == 3  # still three distinct hosts
     digests = caught_up_digests(whole)
     assert len(set(digests.values())) == 1, digests
+
+
+def test_a_restarted_replica_recovers_from_a_checkpoint_on_another_host(fragile_tripod):
+    """A backup whose server dies is restarted in place by its agent; it restores the
+    newest checkpoint a peer's guard serves on another host (the port TRIPOD assigned),
+    then replays only the suffix: the way back once the group has compacted its log."""
+    cluster = fragile_tripod
+    with framework(cluster) as fw:
+        fw.submit(REDIS, r=3, resources=SMALL, task_id="ck", timeout=120)
+    conn = serving_client(cluster, "ck")
+    for i in range(50):
+        assert conn.set(f"k{i}", f"v{i}")
+    leader = serving(cluster, "ck").leader
+    donor, victim = [p for p in placed_replicas(cluster, "ck") if p.member != leader]
+    checkpoint = donor.ask({"op": "checkpoint"}, 120)
+    for i in range(50, 60):
+        assert conn.set(f"k{i}", f"v{i}")
+    server_pid = victim.ask({"op": "status"})["server_pid"]
+    os.kill(server_pid, signal.SIGKILL)
+    back = wait_until(lambda: (st := _agent_status(victim)) and st["server_pid"] != server_pid
+                      and st["state"] == "backup" and st, 120, "the replica to come back")
+    assert back["recovered_from"].startswith(f"checkpoint {checkpoint['index']} of "), back
+    digests = caught_up_digests(placed_replicas(cluster, "ck"))
+    assert len(set(digests.values())) == 1, digests
+
+
+def _agent_status(rep) -> dict | None:
+    try:
+        return rep.ask({"op": "status"}, 5)
+    except (GaiaError, OSError):
+        return None  # restarting: its control socket is not back yet
 
 
 def test_killing_the_leading_controller_scheduling_continues(fragile_tripod):

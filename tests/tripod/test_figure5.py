@@ -194,6 +194,26 @@ def test_a_rebooted_hosts_replicas_are_replaced_at_once(new_leader):
     assert [(r.state, r.assignment.incarnation) for r in others] == [(PLACED, 0)] * 2
 
 
+@pytest.mark.parametrize("r", [1, 3])
+def test_a_failed_replica_of_a_replicated_task_is_re_placed(r):
+    """R > 1: a replica its agent could not bring back (in-place restarts exhausted) is
+    re-placed so the task regains its strength; R = 1: the exit is the task's outcome."""
+    sim = cluster(hosts=5)
+    sim.register_framework("f", max_r=3)
+    sim.launch(sim.offer("f"), [task("t", r=r)])
+    sim.advance(0.1)
+    victim = sim.state.tasks["t"].replicas[0].assignment
+    sim.agents[victim.agent_id].running[f"t/0/{victim.incarnation}"] = "failed"
+    sim.advance(0.1)
+    rep = sim.state.tasks["t"].replicas[0]
+    if r == 1:
+        assert rep.state == "failed" and rep.assignment.incarnation == 0
+        return
+    assert rep.state == PLACED and rep.assignment.incarnation == 1
+    sim.advance(0.1)
+    assert sim.agents[rep.assignment.agent_id].running.get("t/0/1") == "running"
+
+
 def test_replica_never_launched_is_replaced_after_the_launch_timeout():
     """The agent lives but the controller assigned to replica 2 died before launching."""
     sim = cluster(hosts=5)
