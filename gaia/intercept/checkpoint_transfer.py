@@ -2,7 +2,9 @@
 
 Why: a brand-new replica, or one whose own checkpoints are gone, has nothing to restore
 from; another replica's guard has. The protocol is one request line and one answer:
-  client: "GET newest\\n" or "GET <index>\\n"
+  client: "GET newest\\n", "GET <index>\\n" or "GET atleast <index>\\n" (the newest,
+          if it is that recent; else the server takes one now when it can: a replica
+          that restarts after its group compacted the log needs one that recent)
   server: one JSON line — the checkpoint's record (checkpoint_store.Checkpoint), or
           {"error": "..."} — then, for a record, an uncompressed tar stream of its
           directory.
@@ -21,8 +23,10 @@ import socket
 import socketserver
 import tarfile
 import threading
+from collections.abc import Callable
 from typing import BinaryIO
 
+from gaia.errors import GaiaError
 from gaia.intercept.checkpoint_store import Checkpoint, CheckpointError, CheckpointStore
 
 _TIMEOUT = 60.0
@@ -36,7 +40,10 @@ class _Handler(socketserver.StreamRequestHandler):
         try:
             words = self.rfile.readline(256).decode().split()
             ck = self.server.pick(words)
-        except (CheckpointError, ValueError, UnicodeDecodeError) as exc:
+        except GaiaError as exc:  # e.g. no checkpoint, or none can be taken now
+            self.wfile.write(json.dumps({"error": exc.problem}).encode() + b"\n")
+            return
+        except (ValueError, UnicodeDecodeError) as exc:
             self.wfile.write(json.dumps({"error": str(exc)}).encode() + b"\n")
             return
         write_checkpoint(self.server.store, ck, self.wfile)
@@ -46,15 +53,24 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, store: CheckpointStore, address: tuple[str, int]) -> None:
+    def __init__(self, store: CheckpointStore, address: tuple[str, int],
+                 take: Callable[[], Checkpoint] | None = None) -> None:
         self.store = store
+        self.take = take
         super().__init__(address, _Handler)
 
     def pick(self, words: list[str]) -> Checkpoint:
-        if len(words) != 2 or words[0] != "GET":
-            raise ValueError(f"bad request {' '.join(words)!r}: expected GET newest|<index>")
+        atleast = len(words) == 3 and words[:2] == ["GET", "atleast"]
+        if not atleast and (len(words) != 2 or words[0] != "GET"):
+            raise ValueError(f"bad request {' '.join(words)!r}: expected GET "
+                             "newest|<index>|atleast <index>")
         good, problems = self.store.usable()
-        if words[1] != "newest":
+        if atleast:
+            floor = int(words[2])
+            good = [c for c in good if c.index >= floor]
+            if not good and self.take is not None:
+                good = [self.take()]  # CheckpointError if this replica cannot now
+        elif words[1] != "newest":
             good = [c for c in good if c.index == int(words[1])]
         if not good:
             raise CheckpointError(
@@ -65,10 +81,12 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 class CheckpointServer:
-    """Serves a store's checkpoints on host:port (0: a free port) from a thread."""
+    """Serves a store's checkpoints on host:port (0: a free port) from a thread; `take`,
+    if given, takes a checkpoint now for an "atleast" request the store cannot meet."""
 
-    def __init__(self, store: CheckpointStore, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _Server(store, (host, port))
+    def __init__(self, store: CheckpointStore, host: str = "127.0.0.1", port: int = 0,
+                 take: Callable[[], Checkpoint] | None = None) -> None:
+        self._server = _Server(store, (host, port), take)
         self.address: tuple[str, int] = self._server.server_address[:2]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="checkpoint-server", daemon=True)

@@ -240,8 +240,9 @@ class Guard:
             if fetched:
                 if self.fetch_from is None:
                     break
-                try:
-                    fetch_checkpoint(self.fetch_from, self.store)
+                try:  # the peer may take one now if its newest is older than needed
+                    fetch_checkpoint(self.fetch_from, self.store,
+                                     f"atleast {min_index}" if min_index > 0 else "newest")
                 except CheckpointError as exc:
                     passed.append(exc.problem)
                     break

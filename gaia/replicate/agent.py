@@ -40,7 +40,7 @@ from gaia.apus.runtime.spec import GroupSpec
 from gaia.apus.runtime.status import STATUS_FILE, ReplicaStatus, pid_alive
 from gaia.errors import GaiaError, report
 from gaia.intercept import ring_layout as RL
-from gaia.intercept.checkpoint_store import CheckpointError, CheckpointStore
+from gaia.intercept.checkpoint_store import Checkpoint, CheckpointError, CheckpointStore
 from gaia.intercept.feed import LogFeed
 from gaia.intercept.guard import Guard
 from gaia.intercept.guard_session import Session, framing
@@ -192,7 +192,8 @@ class ReplicaAgent:
             return  # a generic command has no snapshot
         store = CheckpointStore(self.dir / "checkpoints")
         self.checkpoints = serve_checkpoints(store, self.server.host,
-                                             self.spec.checkpoint_ports.get(self.id, 0))
+                                             self.spec.checkpoint_ports.get(self.id, 0),
+                                             take=self._checkpoint_for_peer)
         self.status.checkpoint_port = self.checkpoints.address[1]
         self.guard = make_guard(self.member, self.reader, store, self.spec.app,
                                 self._new_replayer, self.spec.checkpoint_every)
@@ -221,6 +222,16 @@ class ReplicaAgent:
             assert self.member is not None
             self.member.server = self.server
         return False
+
+    def _checkpoint_for_peer(self) -> Checkpoint:
+        """A checkpoint taken now for a peer that restarts after the group compacted its
+        log (APUS compacts behind executed entries, not behind checkpoints): only a
+        backup can pause its replay for one."""
+        if self.guard is None or self.status.state != BACKUP:
+            raise CheckpointError(f"replica {self.id} is {self.status.state}, not a backup: "
+                                  "it cannot take a checkpoint now", "ask another replica")
+        with self.lock:
+            return self.guard.checkpoint()
 
     def _checkpoint_sources(self) -> list[tuple[int, tuple[str, int]]]:
         """(peer, (host, port)) of every guard that may serve a checkpoint: the backups

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from gaia.apus.reader import CommittedLogReader
-from gaia.intercept.checkpoint_store import CheckpointStore
+from gaia.intercept.checkpoint_store import Checkpoint, CheckpointStore
 from gaia.intercept.checkpoint_transfer import CheckpointServer
 from gaia.intercept.guard import Guard
 from gaia.intercept.guard_log import LogTruncated
@@ -59,5 +59,6 @@ def make_guard(member: LocalReplica, reader: CommittedLogReader, store: Checkpoi
                  lambda m, after, sessions: replayer(after, sessions), policy, tick_s=0.5)
 
 
-def serve_checkpoints(store: CheckpointStore, host: str, port: int = 0) -> CheckpointServer:
-    return CheckpointServer(store, host=host, port=port).start()
+def serve_checkpoints(store: CheckpointStore, host: str, port: int = 0,
+                      take: Callable[[], Checkpoint] | None = None) -> CheckpointServer:
+    return CheckpointServer(store, host=host, port=port, take=take).start()

@@ -229,6 +229,36 @@ def test_transfer_copies_the_newest_usable_checkpoint_between_guards(tmp_path):
         fetch_checkpoint(server.address, target)
 
 
+def test_atleast_asks_for_a_recent_checkpoint_and_the_server_may_take_one(tmp_path):
+    """A replica restarting after its group compacted the log needs a checkpoint at least
+    as recent as its log's start: the peer answers with its newest if that is recent
+    enough, else takes one now (when it can), else says why not."""
+    source = CheckpointStore(tmp_path / "a")
+    _commit(source, 7, os.urandom(1000))
+    target = CheckpointStore(tmp_path / "b")
+    with CheckpointServer(source) as server:
+        assert fetch_checkpoint(server.address, target, "atleast 5").index == 7
+        with pytest.raises(CheckpointError, match="no usable checkpoint"):
+            fetch_checkpoint(server.address, target, "atleast 9")
+    taken = []
+
+    def take():
+        taken.append(_commit(source, 12, os.urandom(1000)))
+        return taken[-1]
+
+    with CheckpointServer(source, take=take) as server:
+        assert fetch_checkpoint(server.address, target, "atleast 7").index == 7 and not taken
+        assert fetch_checkpoint(server.address, target, "atleast 9").index == 12
+        assert len(taken) == 1
+
+    def cannot():
+        raise CheckpointError("replica r1 is serving, not a backup", "ask another")
+
+    with CheckpointServer(source, take=cannot) as server, \
+            pytest.raises(CheckpointError, match="serving, not a backup"):
+        fetch_checkpoint(server.address, target, "atleast 20")
+
+
 def test_a_checkpoint_travels_as_bytes_and_a_cut_stream_is_refused(tmp_path):
     """The byte format APUS's snapshot transfer can carry (no socket)."""
     source, target = CheckpointStore(tmp_path / "a"), CheckpointStore(tmp_path / "b")
