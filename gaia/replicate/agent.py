@@ -127,7 +127,9 @@ class ReplicaAgent:
             self.exits.enter_context(trusting(self.ring, self.spec.app_ports[self.id]))
             self._start_server()
             self._start_guard()
-            if not (self.recover and self._recover_from_peer()):
+            # the whole log cannot be replayed once APUS compacted it: a checkpoint must
+            compacted = self.reader is not None and self.reader.log.first > 1
+            if not ((self.recover or compacted) and self._recover_from_peer()):
                 self.replayer = self._new_replayer(after=0)
             self._set(BACKUP)
             while not self.stop_event.is_set():
