@@ -171,8 +171,8 @@ class TripodSystem(System):
             placed = placed_replicas(self.cluster, TASK_ID)
         except GaiaError:
             return f"replica-{replica}"
-        # deployment.json names the APUS member id (re-placed replicas get new ones)
-        return next((p.agent_id for p in placed if p.member == replica), f"replica-{replica}")
+        # deployment.json names the replica by its index (every incarnation keeps it)
+        return next((p.agent_id for p in placed if p.index == replica), f"replica-{replica}")
 
     def stop(self) -> None:
         self._stop.set()
