@@ -104,6 +104,9 @@ class Replayer:
         self._cond = threading.Condition()
         self._hold: int | None = None  # pause_at(): no entry after this one is started
         self._stepping = False
+        # the log entry whose events are being applied (one entry may batch several
+        # connections' events): a pause waits until its last event, never inside it
+        self._in_entry: int | None = None
         self._running = False
 
     # -- running ------------------------------------------------------------------------
@@ -174,13 +177,14 @@ class Replayer:
             self._cond.notify_all()
 
     def _quiesced(self) -> bool:
-        return (self._hold is not None and not self._stepping
+        return (self._hold is not None and not self._stepping and self._in_entry is None
                 and self.applied >= self._hold and not self.conns_pending())
 
     def _enter_step(self, ev: FeedEvent) -> bool:
         """Wait while paused before `ev`; False when stopped meanwhile."""
         with self._cond:
             while (self._hold is not None and ev.log_index > self._hold
+                   and ev.log_index != self._in_entry
                    and not self.conns_pending() and not self._stop.is_set()):
                 self._cond.notify_all()
                 self._cond.wait(_WAIT_SLICE)
@@ -201,6 +205,10 @@ class Replayer:
                 for cid, c in self.conns.items()]
 
     def start(self) -> Replayer:
+        """Run the replay thread; a second call is a no-op (two threads on one feed would
+        execute every entry twice)."""
+        if self._thread is not None:
+            return self
         self._running = True
         self._thread = threading.Thread(target=self.run, name="replayer", daemon=True)
         self._thread.start()
@@ -251,6 +259,7 @@ class Replayer:
         elif ev.kind == L.EV_CLOSE:
             self._close(ev)
         self.applied = ev.log_index if ev.last else ev.log_index - 1
+        self._in_entry = None if ev.last else ev.log_index
 
     def _reopen(self, session: Session) -> None:
         """Open a connection for a session that was open at the checkpoint this replayer
