@@ -135,7 +135,7 @@ class Framework:
                     return self
                 except _Redirect as redirect:
                     last = f"controller {address} does not lead (leader: {redirect.leader})"
-                except OSError as exc:
+                except (OSError, ValueError) as exc:  # ValueError: a reply cut off mid-line
                     last = f"{address[0]}:{address[1]}: {exc}"
             time.sleep(0.1)
         raise GaiaError(
