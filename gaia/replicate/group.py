@@ -214,6 +214,9 @@ class ReplicatedGroup:
     def start(self, timeout: float = START_TIMEOUT_S) -> ReplicatedGroup:
         """Start everything; returns once a leader serves (GaiaError naming the failing
         replica if a server will not start, at once if a process dies)."""
+        if self.procs:  # a second start would lose track of the first one's processes
+            raise GaiaError("this replicated group was already started",
+                            "use it as it is, or stop() it and start a new ReplicatedGroup")
         try:
             self._place()
             self._apus_spec = GroupSpec.load(self.apus_dir)

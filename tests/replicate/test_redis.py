@@ -171,6 +171,17 @@ def test_a_crashed_backup_server_is_reported_and_the_group_keeps_serving(group):
     assert_replicas_agree(group, expect=2)
 
 
+def test_starting_a_started_group_is_refused_and_it_keeps_serving(steady):
+    """A second start() would spawn a second set of processes and lose track of the
+    first (they would outlive stop())."""
+    procs = dict(steady.procs)
+    with pytest.raises(GaiaError, match="already started"):
+        steady.start()
+    assert steady.procs == procs
+    host, port = steady.wait_leader().leader_endpoint()
+    assert redis.Redis(host=host, port=port, socket_timeout=10).set("still", "serving")
+
+
 def test_garbage_from_a_client_is_replicated_identically(steady):
     """Random bytes (and a valid command after them on another connection) reach every
     replica in the same order; the servers answer them the same way — the output checker
