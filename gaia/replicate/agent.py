@@ -19,7 +19,6 @@ r<N>/agent.sock (control.py).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -37,7 +36,7 @@ from apps.base import Server
 from gaia.apus.reader import CommittedLogReader
 from gaia.apus.ringio import ring_name
 from gaia.apus.runtime.spec import GroupSpec
-from gaia.apus.runtime.status import STATUS_FILE, ReplicaStatus, pid_alive
+from gaia.apus.runtime.status import ReplicaStatus, pid_alive, read_status
 from gaia.errors import GaiaError, report
 from gaia.intercept import ring_layout as RL
 from gaia.intercept.checkpoint_store import Checkpoint, CheckpointError, CheckpointStore
@@ -269,11 +268,7 @@ class ReplicaAgent:
 
     # ------------------------------------------------------------------ one step
     def apus_status(self) -> ReplicaStatus | None:
-        try:
-            return ReplicaStatus(**json.loads((self.apus_dir / f"r{self.id}" / STATUS_FILE)
-                                              .read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+        return read_status(self.apus_dir, self.id)
 
     def step(self) -> None:
         st = self.apus_status()

@@ -10,7 +10,6 @@ provider, the overhead experiment and the `gaia replicate` supervisor all use it
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -28,7 +27,13 @@ from gaia.apus.reader import CommittedLogReader
 from gaia.apus.ringio import ring_name
 from gaia.apus.runtime.segments import unlink_segments
 from gaia.apus.runtime.spec import GroupSpec
-from gaia.apus.runtime.status import STATUS_FILE, ReplicaStatus, pid_alive, read_statuses
+from gaia.apus.runtime.status import (
+    STATUS_FILE,
+    ReplicaStatus,
+    pid_alive,
+    read_status,
+    read_statuses,
+)
 from gaia.deployment import Deployment
 from gaia.errors import GaiaError
 from gaia.intercept import ring_layout as RL
@@ -163,11 +168,7 @@ class ReplicatedGroup:
         return proc
 
     def _node_status(self, replica: int) -> ReplicaStatus | None:
-        path = self.apus_dir / f"r{replica}" / STATUS_FILE
-        try:
-            return ReplicaStatus(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            return None
+        return read_status(self.apus_dir, replica)
 
     def _ticking(self, replica: int, pid: int) -> bool:
         """The APUS replica process `pid` runs its loop: it published a role in its ring."""

@@ -36,7 +36,7 @@ from typing import Any
 from gaia import proc
 from gaia.apus.layout import LayoutConfig
 from gaia.apus.runtime.spec import GroupSpec
-from gaia.apus.runtime.status import STATUS_FILE, ReplicaStatus, pid_alive
+from gaia.apus.runtime.status import ReplicaStatus, pid_alive, read_status
 from gaia.errors import GaiaError
 from gaia.intercept.shm import shm_path
 from gaia.paths import REPO
@@ -218,11 +218,7 @@ class GroupReplica:
 def read_apus_status(group_dir: Path, member: int) -> ReplicaStatus | None:
     """The last status APUS member `member` of the group in `group_dir` wrote (None if it
     never did)."""
-    path = ReplicateSpec.apus_dir(group_dir) / f"r{member}" / STATUS_FILE
-    try:
-        return ReplicaStatus(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
+    return read_status(ReplicateSpec.apus_dir(group_dir), member)
 
 
 def start_group_replica(key: str, member: int, data_dir: Path, timeout: float

@@ -40,14 +40,26 @@ def write_status(path: Path, status: ReplicaStatus) -> None:
     write_atomically(path, json.dumps(asdict(status)), sync=False)
 
 
+def _load(path: Path) -> ReplicaStatus | None:
+    try:
+        return ReplicaStatus(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def read_status(run_dir: Path, replica: int) -> ReplicaStatus | None:
+    """The last status replica `replica` of the group in `run_dir` wrote (None if it never
+    did, or the file is being replaced)."""
+    return _load(Path(run_dir) / f"r{replica}" / STATUS_FILE)
+
+
 def read_statuses(run_dir: Path, spec: GroupSpec) -> dict[int, ReplicaStatus]:
     """The last status of every replica that ever reported (role 'down' if its process
     is gone)."""
     out = {}
     for path in sorted(Path(run_dir).glob(f"r*/{STATUS_FILE}")):
-        try:
-            status = ReplicaStatus(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
+        status = _load(path)
+        if status is None:
             continue
         if not pid_alive(status.pid):
             status.role = "down"
